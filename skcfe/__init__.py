@@ -1,0 +1,17 @@
+"""skcfe: scikit-learn compatible stacking through CF-Ensemble."""
+
+from ._base import default_estimators
+from ._classifier import CFEnsembleClassifier
+from ._losses import focal_loss, focal_loss_gradient
+from ._posterior import focal_posterior_correction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CFEnsembleClassifier",
+    "default_estimators",
+    "focal_loss",
+    "focal_loss_gradient",
+    "focal_posterior_correction",
+    "__version__",
+]

@@ -1,0 +1,487 @@
+"""Shared estimator base: parameters, validation and the fit pipeline.
+
+fit: encode y -> sample and class weights -> out-of-fold matrix R ->
+confidence -> backend -> fitted state. Predicting: refit matrix of new rows
+-> label-free confidence -> fold-in -> reconstruction. Both estimators share
+all of it; they differ only in what they do with the reconstruction.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import is_classifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.ensemble._base import _BaseHeterogeneousEnsemble
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import check_cv
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    _num_samples,
+    check_is_fitted,
+    column_or_1d,
+)
+
+from ._aggregator import AGGREGATORS
+from ._confidence import CONFIDENCE_STRATEGIES, apply_confidence, fit_confidence, label_targets
+from ._matrix import fit_estimators, oof_matrix, refit_matrix
+from .backends import BACKENDS, Problem, Settings, fold_in, get_backend
+
+SHARED_PARAMETERS_DOC = """\
+estimators : list of (str, estimator) tuples, default=None
+        Base classifiers, each with ``predict_proba``. Any of them can be
+        set to ``'drop'`` and their parameters tuned as ``name__param``, as in
+        :class:`~sklearn.ensemble.StackingClassifier`. ``None`` uses the
+        default set of :func:`default_estimators`: scaled logistic regression,
+        Gaussian naive Bayes, a decision tree, a random forest and histogram
+        gradient boosting, seeded from ``random_state``.
+
+    backend : {'als', 'torch'}, default='als'
+        Algorithm that fits the factorization and the aggregator. 'als'
+        alternates closed-form ridge updates (numpy); supervision reaches the
+        factors only through the confidence weights. 'torch' minimizes the
+        exact objective by gradient descent (requires PyTorch).
+
+    latent_dim : int, default=4
+        Number of latent factors ``d`` of the factorization.
+
+    rho : float, default=0.5
+        Weight of the reconstruction term against the supervised term,
+        in [0, 1]: ``L = rho * L_recon + (1 - rho) * L_sup``.
+
+    lambda_reg : float, default=0.1
+        Ridge penalty of the latent factors (relative to the mean confidence).
+
+    confidence : {'uniform', 'certainty', 'label_aware', 'calibration', \
+'agreement'} or callable, default='certainty'
+        How much each entry of the probability matrix counts. 'certainty':
+        distance from the uninformative probability; 'label_aware':
+        certainty, times ``1 + label_aware_alpha`` on training entries that
+        agree with the label; 'calibration': per-estimator ``1 - Brier score``
+        on the training rows; 'agreement': closeness to the other estimators'
+        mean; a callable maps the probability matrix ``R`` to non-negative
+        weights of the same shape.
+
+    label_aware_alpha : float, default=1.0
+        Extra weight of agreeing entries under ``confidence='label_aware'``.
+
+    aggregator : {'weighted', 'mean'}, default='weighted'
+        'weighted' learns one weight per column of the reconstructed
+        probability matrix (logistic or softmax link) with the focal loss;
+        'mean' averages the reconstructed probabilities and learns nothing.
+
+    aggregator_alpha : float, default=1e-3
+        L2 penalty of the aggregator's weights.
+
+    focal_gamma : float, default=0.0
+        Focusing parameter of the focal loss; 0 is cross-entropy.
+
+    use_class_weights : bool, default=True
+        Weigh each labeled row by ``n / (K n_k)`` of its class (counted with
+        ``sample_weight``) in the supervised term and the factorization.
+
+    posterior_correction : bool, default=True
+        Undo in closed form the distortion that the focal loss and the class
+        weights cause, so that probabilities estimate ``p(y | x)``.
+
+    unlabeled_label : int, str or None, default=None
+        Label value that marks unlabeled rows (for example -1). Those rows
+        enter the factorization only; base estimators and the aggregator
+        never see them. ``None``: every row is labeled.
+
+    cv : int, cross-validation generator or iterable, default=5
+        Folds for the out-of-fold probability matrix, as in
+        :func:`~sklearn.model_selection.cross_val_predict`; an int gives
+        :class:`~sklearn.model_selection.StratifiedKFold`. Every base
+        estimator gets the same folds.
+
+    max_iter : int, default=100
+        Maximum number of ALS sweeps or torch epochs.
+
+    tol : float, default=1e-4
+        Stop when the relative change of the objective falls below ``tol``.
+
+    learning_rate : float, default=0.05
+        Step size of the torch backend's optimizer (ignored by 'als').
+
+    device : str, default='cpu'
+        Torch device: 'cpu', 'cuda', 'cuda:N' or 'auto' (ignored by 'als').
+
+    n_jobs : int, default=None
+        Parallel jobs for fitting the base estimators and their
+        cross-validation (joblib).
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default base estimators, the backend's initialization and
+        shuffled splitters; an int gives identical refits.
+
+    verbose : int, default=0
+        Print progress per sweep/epoch when > 0."""
+
+
+def default_estimators(random_state=None):
+    """The diverse default set of base estimators.
+
+    Linear, generative, a single tree, bagging and boosting: their errors
+    differ, which is what a combiner can exploit. Every one accepts
+    ``sample_weight``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        Seeds the randomized estimators.
+
+    Returns
+    -------
+    estimators : list of (str, estimator)
+    """
+    seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3)
+    return [
+        ("logistic", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+        ("naive_bayes", GaussianNB()),
+        ("tree", DecisionTreeClassifier(min_samples_leaf=5, random_state=seeds[0])),
+        (
+            "forest",
+            RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=seeds[1]),
+        ),
+        ("boosting", HistGradientBoostingClassifier(random_state=seeds[2])),
+    ]
+
+
+class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
+    """Parameters and the fit pipeline shared by the classifier and the transformer."""
+
+    _parameter_constraints: dict = {
+        "estimators": [list, None],
+        "backend": [StrOptions(set(BACKENDS))],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="both")],
+        "lambda_reg": [Interval(Real, 0, None, closed="left")],
+        "confidence": [StrOptions(set(CONFIDENCE_STRATEGIES)), callable],
+        "label_aware_alpha": [Interval(Real, 0, None, closed="left")],
+        "aggregator": [StrOptions(set(AGGREGATORS))],
+        "aggregator_alpha": [Interval(Real, 0, None, closed="left")],
+        "focal_gamma": [Interval(Real, 0, None, closed="left")],
+        "use_class_weights": ["boolean"],
+        "posterior_correction": ["boolean"],
+        "unlabeled_label": [None, Integral, str],
+        "cv": ["cv_object"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "device": [str],
+        "n_jobs": [None, Integral],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimators=None,
+        *,
+        backend="als",
+        latent_dim=4,
+        rho=0.5,
+        lambda_reg=0.1,
+        confidence="certainty",
+        label_aware_alpha=1.0,
+        aggregator="weighted",
+        aggregator_alpha=1e-3,
+        focal_gamma=0.0,
+        use_class_weights=True,
+        posterior_correction=True,
+        unlabeled_label=None,
+        cv=5,
+        max_iter=100,
+        tol=1e-4,
+        learning_rate=0.05,
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimators = estimators
+        self.backend = backend
+        self.latent_dim = latent_dim
+        self.rho = rho
+        self.lambda_reg = lambda_reg
+        self.confidence = confidence
+        self.label_aware_alpha = label_aware_alpha
+        self.aggregator = aggregator
+        self.aggregator_alpha = aggregator_alpha
+        self.focal_gamma = focal_gamma
+        self.use_class_weights = use_class_weights
+        self.posterior_correction = posterior_correction
+        self.unlabeled_label = unlabeled_label
+        self.cv = cv
+        self.max_iter = max_iter
+        self.tol = tol
+        self.learning_rate = learning_rate
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- base estimators -------------------------------------------------
+
+    def _estimator_list(self):
+        if self.estimators is None:
+            return default_estimators(self.random_state)
+        return self.estimators
+
+    def _validate_estimators(self):
+        estimators = self._estimator_list()
+        if len(estimators) == 0 or not all(
+            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+            for item in estimators
+        ):
+            raise ValueError(
+                "Invalid 'estimators': expected a non-empty list of (name, estimator) "
+                "tuples, or None for the default set."
+            )
+        names, ests = zip(*estimators)
+        self._validate_names(names)
+        if all(est == "drop" for est in ests):
+            raise ValueError("All estimators are dropped. At least one is required to be an estimator.")
+        for name, est in estimators:
+            if est == "drop":
+                continue
+            if not is_classifier(est):
+                raise ValueError(
+                    f"Base estimator {name!r} ({type(est).__name__}) is not a classifier; "
+                    "skcfe combines classifiers' predicted probabilities."
+                )
+            if not hasattr(est, "predict_proba"):
+                raise ValueError(
+                    f"Base estimator {name!r} ({type(est).__name__}) has no predict_proba. "
+                    "skcfe factorizes predicted probabilities: use a probabilistic "
+                    "classifier, e.g. SVC(probability=True), or wrap it in "
+                    "CalibratedClassifierCV."
+                )
+        return list(names), list(ests)
+
+    @property
+    def named_estimators(self):
+        """Dictionary to access any unfitted base estimator by name."""
+        return Bunch(**dict(self._estimator_list()))
+
+    # -- validation -------------------------------------------------------
+
+    def _check_targets(self, X, y, sample_weight):
+        """Validate y and sample_weight; return (y_encoded, labeled, weights)."""
+        if _num_samples(X) == 0:
+            raise ValueError("Found array with 0 sample(s); fit needs at least one row per class.")
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError(
+                "Input y contains NaN or infinity. Every row needs a finite label; to "
+                "use rows without a label, give them a marker value and set "
+                "unlabeled_label to it (e.g. unlabeled_label=-1)."
+            )
+        check_consistent_length(X, y, sample_weight)
+        if type_of_target(y) == "continuous":
+            raise ValueError(
+                "Unknown label type: continuous. CFEnsembleClassifier is a classifier; "
+                "y must hold class labels (integers or strings), not continuous values."
+            )
+        check_classification_targets(y)
+
+        if self.unlabeled_label is None:
+            labeled = np.ones(len(y), dtype=bool)
+        else:
+            labeled = y != self.unlabeled_label
+            if not labeled.any():
+                raise ValueError(
+                    f"Every row is unlabeled (y == {self.unlabeled_label!r}); at least "
+                    "two classes of labeled rows are needed."
+                )
+        self._label_encoder = LabelEncoder().fit(y[labeled])
+        self.classes_ = self._label_encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs labeled rows of at least 2 classes; "
+                f"got only one class: {self.classes_[0]!r}."
+            )
+        y_encoded = np.zeros(len(y), dtype=np.intp)
+        y_encoded[labeled] = self._label_encoder.transform(y[labeled])
+
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if weights[labeled].sum() <= 0:
+            raise ValueError(
+                "sample_weight is zero on every labeled row; at least one labeled "
+                "row needs a positive weight."
+            )
+        return y_encoded, labeled, weights
+
+    def _class_weight(self, y, weights, n_classes):
+        """Balanced class weights n / (K n_k), counted with sample weights."""
+        counts = np.bincount(y, weights=weights, minlength=n_classes)
+        if not self.use_class_weights:
+            return np.ones(n_classes)
+        if np.any(counts <= 0):
+            missing = self.classes_[counts <= 0]
+            raise ValueError(
+                f"Classes {list(missing)} have zero total sample_weight, so class "
+                "weights n / (K n_k) are undefined; give them positive weight or set "
+                "use_class_weights=False."
+            )
+        return counts.sum() / (n_classes * counts)
+
+    # -- fit --------------------------------------------------------------
+
+    def _fit_model(self, X, y, sample_weight=None):
+        names, all_estimators = self._validate_estimators()
+        y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
+        n_classes = len(self.classes_)
+        named = [(n, e) for n, e in zip(names, all_estimators) if e != "drop"]
+
+        lab_idx = np.flatnonzero(labeled)
+        X = _indexable(X)
+        X_lab = X if labeled.all() else _safe_indexing(X, lab_idx)
+        y_lab = y_encoded[lab_idx]
+        base_weight = None if sample_weight is None else weights[lab_idx]
+
+        cv = check_cv(self.cv, y_lab, classifier=True)
+        if getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None:
+            cv.random_state = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        splits = list(cv.split(X_lab, y_lab))
+
+        R_lab = oof_matrix(
+            named, X_lab, y_lab, splits, base_weight,
+            n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose,
+        )
+        self.estimators_ = fit_estimators(named, X_lab, y_lab, base_weight, n_jobs=self.n_jobs)
+        R = np.empty((len(labeled), R_lab.shape[1]))
+        R[lab_idx] = R_lab
+        if not labeled.all():
+            unl_idx = np.flatnonzero(~labeled)
+            R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes)
+        _check_probabilities(R)
+
+        self.named_estimators_ = Bunch()
+        fitted = iter(self.estimators_)
+        for name, est in zip(names, all_estimators):
+            self.named_estimators_[name] = "drop" if est == "drop" else next(fitted)
+        names_in = getattr(self.estimators_[0], "feature_names_in_", None)
+        if names_in is not None:
+            self.feature_names_in_ = names_in
+
+        self.class_weight_ = self._class_weight(y_lab, weights[lab_idx], n_classes)
+        T = label_targets(y_encoded, n_classes, len(named)) * labeled[:, None]
+        C, self._confidence_state = fit_confidence(
+            self.confidence, R, T, labeled, weights,
+            n_classes=n_classes, label_aware_alpha=self.label_aware_alpha,
+        )
+        problem = Problem(
+            R=R,
+            C=C,
+            C_free=apply_confidence(self._confidence_state, R),
+            T=T,
+            y=y_encoded,
+            labeled=labeled,
+            row_weight=weights,
+            sample_weight=np.where(labeled, weights * self.class_weight_[y_encoded], 0.0),
+            n_classes=n_classes,
+        )
+        if problem.confidence_scale <= 0:
+            raise ValueError(
+                "The confidence is zero on every entry of the probability matrix; a "
+                "confidence callable must give some entries positive weight."
+            )
+        settings = Settings(
+            latent_dim=self.latent_dim,
+            rho=float(self.rho),
+            lambda_reg=float(self.lambda_reg),
+            focal_gamma=float(self.focal_gamma),
+            aggregator=self.aggregator,
+            aggregator_alpha=float(self.aggregator_alpha),
+            max_iter=self.max_iter,
+            tol=float(self.tol),
+            verbose=self.verbose,
+            extra={"learning_rate": float(self.learning_rate), "device": self.device},
+        )
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        result = get_backend(self.backend).fit(problem, settings, rng)
+
+        self.confidence_scale_ = problem.confidence_scale
+        self.classifier_factors_ = result.classifier_factors
+        self.coef_ = result.coef
+        self.intercept_ = result.intercept
+        self.n_iter_ = result.n_iter
+        self.history_ = result.history
+        if not result.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
+                f"iterations (backend={self.backend!r}); increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        return problem
+
+    # -- predict-time representation -------------------------------------
+
+    def _reconstruct(self, X):
+        """Fold-in factors and reconstructed probabilities of new rows."""
+        check_is_fitted(self)
+        R = refit_matrix(self.estimators_, _indexable(X), len(self.classes_))
+        _check_probabilities(R)
+        Y = self._fold_in(R)
+        return Y, Y @ self.classifier_factors_.T
+
+    def _fold_in(self, R):
+        C = apply_confidence(self._confidence_state, R)
+        return fold_in(R, C, self.classifier_factors_, self.lambda_reg, self.confidence_scale_)
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen during :term:`fit` (from the base estimators)."""
+        try:
+            check_is_fitted(self)
+        except Exception as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no attribute 'n_features_in_'"
+            ) from exc
+        return self.estimators_[0].n_features_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            ests = [est for _, est in self._estimator_list() if est != "drop"]
+            tags.input_tags.allow_nan = all(get_tags(est).input_tags.allow_nan for est in ests)
+            tags.input_tags.sparse = all(get_tags(est).input_tags.sparse for est in ests)
+        except (TypeError, ValueError, AttributeError):
+            # Invalid 'estimators' is reported by fit; tags keep their defaults.
+            pass
+        return tags
+
+
+def _indexable(X):
+    """X in a form cross-validation can index, without touching its values.
+
+    Sparse formats that cannot be sliced by rows (COO, DOK, ...) become CSR,
+    as scikit-learn's own estimators convert them.
+    """
+    if sp.issparse(X) and X.format not in ("csr", "csc"):
+        return X.tocsr()
+    return X
+
+
+def _check_probabilities(R):
+    if not np.all(np.isfinite(R)):
+        raise ValueError(
+            "A base estimator's predict_proba returned NaN or infinity; check the "
+            "base estimators (and their input) before combining them."
+        )
+

@@ -1,0 +1,91 @@
+"""Backends that fit the CF-Ensemble objective.
+
+Each backend module exposes ``fit(problem, settings, rng) -> BackendResult``.
+It receives validated arrays, never mutates them, never warns (the estimator
+turns ``converged=False`` into a ConvergenceWarning) and returns numpy float64
+arrays, so everything after fit is backend-agnostic. Only the torch backend
+imports torch, and only when it is selected.
+"""
+
+from dataclasses import dataclass
+from importlib import import_module
+
+import numpy as np
+
+from ._result import BackendResult, fold_in, ridge_solve
+
+BACKENDS = ("als", "torch")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Validated inputs of a fit, shared by every backend.
+
+    Attributes
+    ----------
+    R : ndarray of shape (n_samples, n_columns)
+        Probability matrix (out-of-fold for labeled rows).
+    C : ndarray of shape (n_samples, n_columns)
+        Training confidence (a label-aware strategy may use the labels).
+    C_free : ndarray of shape (n_samples, n_columns)
+        Label-free confidence: what fold-in uses, for training rows as for new rows.
+    T : ndarray of shape (n_samples, n_columns)
+        Labels laid out like the columns of R (zero on unlabeled rows).
+    y : ndarray of int, shape (n_samples,)
+        Encoded labels (meaningless on unlabeled rows).
+    labeled : ndarray of bool, shape (n_samples,)
+    row_weight : ndarray of shape (n_samples,)
+        Sample weights of all rows (the reconstruction term).
+    sample_weight : ndarray of shape (n_samples,)
+        Sample weights times class weights on labeled rows, zero elsewhere
+        (the supervised term).
+    n_classes : int
+    """
+
+    R: np.ndarray
+    C: np.ndarray
+    C_free: np.ndarray
+    T: np.ndarray
+    y: np.ndarray
+    labeled: np.ndarray
+    row_weight: np.ndarray
+    sample_weight: np.ndarray
+    n_classes: int
+
+    @property
+    def confidence_scale(self):
+        """Weighted mean confidence, which normalizes C in the objective."""
+        w = self.row_weight
+        return float(np.dot(w, self.C.sum(axis=1)) / (w.sum() * self.C.shape[1]))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Hyperparameters every backend honours (backend-specific ones in ``extra``)."""
+
+    latent_dim: int
+    rho: float
+    lambda_reg: float
+    focal_gamma: float
+    aggregator: str
+    aggregator_alpha: float
+    max_iter: int
+    tol: float
+    verbose: int = 0
+    extra: dict | None = None
+
+
+def get_backend(name):
+    """The backend module for ``name``; torch is imported only here, on demand."""
+    if name == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "backend='torch' needs PyTorch, which is not installed. Install it with "
+                "`pip install skcfe[torch]` (or `pip install torch`), or use backend='als'."
+            ) from exc
+    return import_module(f"skcfe.backends.{name}")
+
+
+__all__ = ["BACKENDS", "BackendResult", "Problem", "Settings", "fold_in", "get_backend", "ridge_solve"]
