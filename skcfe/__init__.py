@@ -4,11 +4,13 @@ from ._base import default_estimators
 from ._classifier import CFEnsembleClassifier
 from ._losses import focal_loss, focal_loss_gradient
 from ._posterior import focal_posterior_correction
+from ._transformer import CFEnsembleTransformer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CFEnsembleClassifier",
+    "CFEnsembleTransformer",
     "default_estimators",
     "focal_loss",
     "focal_loss_gradient",

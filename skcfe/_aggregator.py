@@ -7,12 +7,23 @@ reconstructed probabilities of the estimators and learns nothing.
 """
 
 import numpy as np
+from scipy.linalg import cholesky, solve_triangular
 from scipy.optimize import minimize
-from scipy.special import expit, softmax
+from scipy.special import expit, logit, softmax
 
 from ._losses import _focal_terms
 
 AGGREGATORS = ("weighted", "mean")
+AGGREGATOR_INPUTS = ("logit", "proba")
+
+# Logits of reconstructed probabilities are clipped at logit(1e-3) ~ -6.9: a
+# base estimator's hard 0 or 1 (trees, forests) would otherwise be an
+# unbounded outlier that dominates the aggregator's weights.
+LOGIT_CLIP = 1e-3
+
+# Up to this many aggregator parameters, damped Newton (a dense Hessian of
+# this size) is cheaper and far more precise than L-BFGS.
+_NEWTON_MAX_PARAMETERS = 1500
 
 # Averaged probabilities of exactly 0 or 1 would give infinite logits.
 _EPS = 1e-12
@@ -21,6 +32,13 @@ _EPS = 1e-12
 def n_outputs(n_classes):
     """Logits the aggregator produces: one for binary problems, else K."""
     return 1 if n_classes == 2 else n_classes
+
+
+def features(R_hat, aggregator_input):
+    """What the 'weighted' aggregator sees: the reconstruction or its clipped logit."""
+    if aggregator_input == "proba":
+        return R_hat
+    return logit(np.clip(R_hat, LOGIT_CLIP, 1.0 - LOGIT_CLIP))
 
 
 def raw_scores(F, coef, intercept):
@@ -49,14 +67,14 @@ def mean_proba(R_hat, n_classes):
     return np.divide(per_class, total, out=uniform, where=total > 0)
 
 
-def aggregate(R_hat, aggregator, coef, intercept, n_classes):
+def aggregate(R_hat, aggregator, coef, intercept, n_classes, aggregator_input="proba"):
     """Aggregator logits of reconstructed probabilities, for either aggregator.
 
     'mean' returns the logits (binary) or log-probabilities of the averaged
     probabilities, so both aggregators go through :func:`raw_to_proba`.
     """
     if aggregator == "weighted":
-        return raw_scores(R_hat, coef, intercept)
+        return raw_scores(features(R_hat, aggregator_input), coef, intercept)
     p = np.clip(mean_proba(R_hat, n_classes), _EPS, 1.0 - _EPS)
     return np.log(p[:, 1] / p[:, 0]) if n_classes == 2 else np.log(p)
 
@@ -83,7 +101,11 @@ def supervised_loss(raw, y, sample_weight, gamma):
 def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter=1000):
     """Train the 'weighted' aggregator to convergence, warm-started.
 
-    Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``.
+    Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``
+    with the exact gradient: damped Newton when the aggregator is small
+    (binary problems, a few classes), preconditioned L-BFGS when it is large
+    or Newton meets non-convexity, always finished by Newton steps so the
+    weights are solved to full precision.
 
     Returns
     -------
@@ -92,27 +114,128 @@ def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter
     """
     k, q = coef.shape
     weights = sample_weight / sample_weight.sum()
-
-    def objective(theta):
-        W = theta[: k * q].reshape(k, q)
-        b = theta[k * q :]
-        loss, grad = _focal_terms(y, raw_scores(F, W, b), gamma)
-        g = (grad * weights if grad.ndim == 1 else grad * weights[:, None]).reshape(len(y), k)
-        value = np.dot(weights, loss) + 0.5 * alpha * np.sum(W * W)
-        grad_W = g.T @ F + alpha * W
-        return value, np.concatenate([grad_W.ravel(), g.sum(axis=0)])
-
-    theta0 = np.concatenate([coef.ravel(), intercept])
-    solution = minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": 1e-10, "ftol": 1e-14},
-    )
-    if not np.all(np.isfinite(solution.x)):
+    F1 = np.hstack([F, np.ones((len(F), 1))])
+    theta0 = np.hstack([coef, intercept[:, None]])
+    if k * (q + 1) <= _NEWTON_MAX_PARAMETERS:
+        theta, converged = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=50)
+        if not converged:
+            theta = _lbfgs(F1, y, weights, theta, gamma, alpha, max_iter)
+            theta, _ = _newton(F1, y, weights, theta, gamma, alpha, max_steps=10)
+    else:
+        theta = _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter)
+    if k > 1:
+        # Softmax logits are invariant to adding one vector to every class;
+        # the penalty's minimum along that direction is the centred solution.
+        theta = theta - theta.mean(axis=0)
+    if not np.all(np.isfinite(theta)):
         raise ValueError(
             "The aggregator's weights became non-finite. The reconstructed "
             "probabilities are degenerate; increase aggregator_alpha or lambda_reg."
         )
-    return solution.x[: k * q].reshape(k, q), solution.x[k * q :]
+    return theta[:, :q], theta[:, q]
+
+
+def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):
+    """L-BFGS on the exact gradient, in coordinates whitened by the features.
+
+    ``theta = u @ L^-1`` with ``L L^T`` the weighted Gram matrix of the
+    features (plus the penalty): in ``u`` the Hessian is close to the
+    identity, where the raw coordinates are strongly collinear (the
+    reconstructed columns have rank at most ``latent_dim``).
+    """
+    k, p = theta0.shape
+    q = p - 1
+    gram = F1.T @ (F1 * weights[:, None])
+    gram[np.arange(q), np.arange(q)] += alpha
+    # A tiny ridge relative to the scale keeps the Cholesky factor defined when
+    # alpha is 0 and columns are exactly collinear.
+    gram[np.diag_indices(p)] += 1e-10 * np.trace(gram) / p
+    to_theta = solve_triangular(cholesky(gram, lower=True), np.eye(p), lower=True)
+
+    def objective(u):
+        theta = u.reshape(k, p) @ to_theta
+        W = theta[:, :q]
+        raw = F1 @ theta.T
+        loss, grad = _focal_terms(y, raw[:, 0] if k == 1 else raw, gamma)
+        g = grad.reshape(len(y), k) * weights[:, None]
+        value = np.dot(weights, loss) + 0.5 * alpha * np.sum(W * W)
+        grad_theta = g.T @ F1
+        grad_theta[:, :q] += alpha * W
+        return value, (grad_theta @ to_theta.T).ravel()
+
+    u0 = np.linalg.solve(to_theta.T, theta0.T).T
+    solution = minimize(
+        objective,
+        u0.ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": 1e-8, "ftol": 1e-12},
+    )
+    return solution.x.reshape(k, p) @ to_theta
+
+
+def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
+    """Damped Newton on the exact gradient; returns ``(theta, converged)``.
+
+    Directions that only the penalty pins down (separable rows, the softmax
+    shift) have curvature ``alpha``: first-order methods crawl there and stop
+    with the weights uncertain at about ``sqrt(eps / alpha)``, where Newton
+    converges quadratically to full float64 precision. The per-row Hessian of
+    the focal loss in the logits comes from central differences of its exact
+    gradient (accurate to ~1e-8, which is enough: Newton's fixed point is set
+    by the exact gradient). Steps are halved until the objective does not
+    rise; a direction that is not a descent direction (the focal loss is not
+    convex for gamma > 0 far from the optimum) ends the run unconverged.
+    """
+    k, p = theta.shape
+    q = p - 1
+    penalty = np.full((k, p), alpha)
+    penalty[:, q] = 0.0
+    h = 1e-5
+
+    def logits(t):
+        raw = F1 @ t.T
+        return raw[:, 0] if k == 1 else raw
+
+    def value(t):
+        loss, _ = _focal_terms(y, logits(t), gamma)
+        return np.dot(weights, loss) + 0.5 * np.sum(penalty * t * t)
+
+    current = value(theta)
+    for _ in range(max_steps):
+        raw = logits(theta)
+        grad = _focal_terms(y, raw, gamma)[1].reshape(len(y), k)
+        gradient = (grad * weights[:, None]).T @ F1 + penalty * theta
+        if np.max(np.abs(gradient)) <= 1e-12:
+            return theta, True
+        hess = np.empty((len(y), k, k))
+        for j in range(k):
+            step = h if k == 1 else h * (np.arange(k) == j)
+            g_up = _focal_terms(y, raw + step, gamma)[1].reshape(len(y), k)
+            g_down = _focal_terms(y, raw - step, gamma)[1].reshape(len(y), k)
+            hess[:, :, j] = (g_up - g_down) / (2 * h)
+        hess = 0.5 * (hess + hess.transpose(0, 2, 1)) * weights[:, None, None]
+        # H[(a, u), (b, v)] = sum_i hess_i[a, b] F1_iu F1_iv
+        H = np.empty((k, p, k, p))
+        for a in range(k):
+            for b in range(a, k):
+                H[a, :, b, :] = F1.T @ (F1 * hess[:, a, b, None])
+                H[b, :, a, :] = H[a, :, b, :].T
+        H = H.reshape(k * p, k * p)
+        H[np.diag_indices(k * p)] += penalty.ravel()
+        # lstsq: the softmax shift of the intercepts is exactly flat.
+        delta = np.linalg.lstsq(H, gradient.ravel(), rcond=1e-12)[0].reshape(k, p)
+        if np.sum(delta * gradient) <= 0:
+            return theta, False
+        for _ in range(40):
+            candidate = theta - delta
+            new = value(candidate)
+            if new <= current + 1e-15 * abs(current):
+                break
+            delta = 0.5 * delta
+        else:
+            return theta, False
+        theta, current = candidate, new
+        if np.max(np.abs(delta)) <= 1e-13 * (1.0 + np.max(np.abs(theta))):
+            return theta, True
+    return theta, False

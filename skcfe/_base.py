@@ -6,6 +6,7 @@ confidence -> backend -> fitted state. Predicting: refit matrix of new rows
 all of it; they differ only in what they do with the reconstruction.
 """
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -35,7 +36,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._aggregator import AGGREGATORS
+from ._aggregator import AGGREGATOR_INPUTS, AGGREGATORS
 from ._confidence import CONFIDENCE_STRATEGIES, apply_confidence, fit_confidence, label_targets
 from ._matrix import fit_estimators, oof_matrix, refit_matrix
 from .backends import BACKENDS, Problem, Settings, fold_in, get_backend
@@ -53,7 +54,9 @@ estimators : list of (str, estimator) tuples, default=None
         Algorithm that fits the factorization and the aggregator. 'als'
         alternates closed-form ridge updates (numpy); supervision reaches the
         factors only through the confidence weights. 'torch' minimizes the
-        exact objective by gradient descent (requires PyTorch).
+        exact objective with exact autograd gradients (L-BFGS by default), so
+        supervision reaches the factors through the differentiable fold-in
+        (requires PyTorch).
 
     latent_dim : int, default=4
         Number of latent factors ``d`` of the factorization.
@@ -62,7 +65,7 @@ estimators : list of (str, estimator) tuples, default=None
         Weight of the reconstruction term against the supervised term,
         in [0, 1]: ``L = rho * L_recon + (1 - rho) * L_sup``.
 
-    lambda_reg : float, default=0.1
+    lambda_reg : float, default=1e-3
         Ridge penalty of the latent factors (relative to the mean confidence).
 
     confidence : {'uniform', 'certainty', 'label_aware', 'calibration', \
@@ -85,6 +88,10 @@ estimators : list of (str, estimator) tuples, default=None
 
     aggregator_alpha : float, default=1e-3
         L2 penalty of the aggregator's weights.
+
+    aggregator_input : {'logit', 'proba'}, default='logit'
+        Features of the 'weighted' aggregator: the logit of the reconstructed
+        probabilities (clipped to [1e-3, 1 - 1e-3]) or the probabilities.
 
     focal_gamma : float, default=0.0
         Focusing parameter of the focal loss; 0 is cross-entropy.
@@ -109,16 +116,24 @@ estimators : list of (str, estimator) tuples, default=None
         estimator gets the same folds.
 
     max_iter : int, default=100
-        Maximum number of ALS sweeps or torch epochs.
+        Maximum number of ALS sweeps or torch epochs (one L-BFGS iteration or
+        one Adam step each).
 
     tol : float, default=1e-4
         Stop when the relative change of the objective falls below ``tol``.
 
+    solver : {'lbfgs', 'adam'}, default='lbfgs'
+        Optimizer of the torch backend: full-batch L-BFGS, whose line search
+        picks each step, or full-batch Adam (ignored by 'als').
+
     learning_rate : float, default=0.05
-        Step size of the torch backend's optimizer (ignored by 'als').
+        Step size of ``solver='adam'`` (ignored by L-BFGS and by 'als').
 
     device : str, default='cpu'
-        Torch device: 'cpu', 'cuda', 'cuda:N' or 'auto' (ignored by 'als').
+        Torch device: 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available;
+        ignored by 'als'). Computation is float64 on every device, and the
+        fitted state is always numpy, so a model trained on a GPU pickles and
+        predicts without torch.
 
     n_jobs : int, default=None
         Parallel jobs for fitting the base estimators and their
@@ -174,6 +189,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         "label_aware_alpha": [Interval(Real, 0, None, closed="left")],
         "aggregator": [StrOptions(set(AGGREGATORS))],
         "aggregator_alpha": [Interval(Real, 0, None, closed="left")],
+        "aggregator_input": [StrOptions(set(AGGREGATOR_INPUTS))],
         "focal_gamma": [Interval(Real, 0, None, closed="left")],
         "use_class_weights": ["boolean"],
         "posterior_correction": ["boolean"],
@@ -181,6 +197,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         "cv": ["cv_object"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"lbfgs", "adam"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "device": [str],
         "n_jobs": [None, Integral],
@@ -195,11 +212,12 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         backend="als",
         latent_dim=4,
         rho=0.5,
-        lambda_reg=0.1,
+        lambda_reg=1e-3,
         confidence="certainty",
         label_aware_alpha=1.0,
         aggregator="weighted",
         aggregator_alpha=1e-3,
+        aggregator_input="logit",
         focal_gamma=0.0,
         use_class_weights=True,
         posterior_correction=True,
@@ -207,6 +225,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         cv=5,
         max_iter=100,
         tol=1e-4,
+        solver="lbfgs",
         learning_rate=0.05,
         device="cpu",
         n_jobs=None,
@@ -222,6 +241,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         self.label_aware_alpha = label_aware_alpha
         self.aggregator = aggregator
         self.aggregator_alpha = aggregator_alpha
+        self.aggregator_input = aggregator_input
         self.focal_gamma = focal_gamma
         self.use_class_weights = use_class_weights
         self.posterior_correction = posterior_correction
@@ -229,6 +249,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         self.cv = cv
         self.max_iter = max_iter
         self.tol = tol
+        self.solver = solver
         self.learning_rate = learning_rate
         self.device = device
         self.n_jobs = n_jobs
@@ -294,26 +315,30 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         check_consistent_length(X, y, sample_weight)
         if type_of_target(y) == "continuous":
             raise ValueError(
-                "Unknown label type: continuous. CFEnsembleClassifier is a classifier; "
-                "y must hold class labels (integers or strings), not continuous values."
+                f"Unknown label type: continuous. {type(self).__name__} combines "
+                "classifiers; y must hold class labels (integers or strings), not "
+                "continuous values."
             )
         check_classification_targets(y)
 
-        if self.unlabeled_label is None:
-            labeled = np.ones(len(y), dtype=bool)
-        else:
-            labeled = y != self.unlabeled_label
-            if not labeled.any():
-                raise ValueError(
-                    f"Every row is unlabeled (y == {self.unlabeled_label!r}); at least "
-                    "two classes of labeled rows are needed."
-                )
+        labeled = self._labeled_mask(y)
+        if not labeled.any():
+            raise ValueError(
+                f"Every row is unlabeled (y == {self.unlabeled_label!r}); at least "
+                "two classes of labeled rows are needed."
+            )
         self._label_encoder = LabelEncoder().fit(y[labeled])
         self.classes_ = self._label_encoder.classes_
         if len(self.classes_) < 2:
+            only = self.classes_[0]
+            only = only.item() if isinstance(only, np.generic) else only
+            besides = (
+                "" if self.unlabeled_label is None
+                else f" besides the unlabeled rows (y == {self.unlabeled_label!r})"
+            )
             raise ValueError(
                 f"{type(self).__name__} needs labeled rows of at least 2 classes; "
-                f"got only one class: {self.classes_[0]!r}."
+                f"got only one class: {only!r}{besides}."
             )
         y_encoded = np.zeros(len(y), dtype=np.intp)
         y_encoded[labeled] = self._label_encoder.transform(y[labeled])
@@ -325,6 +350,12 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                 "row needs a positive weight."
             )
         return y_encoded, labeled, weights
+
+    def _labeled_mask(self, y):
+        """True for rows with a label (every row when ``unlabeled_label`` is None)."""
+        if self.unlabeled_label is None:
+            return np.ones(len(y), dtype=bool)
+        return np.asarray(y != self.unlabeled_label, dtype=bool)
 
     def _class_weight(self, y, weights, n_classes):
         """Balanced class weights n / (K n_k), counted with sample weights."""
@@ -342,6 +373,19 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
 
     # -- fit --------------------------------------------------------------
 
+    def _splits(self, X, y):
+        """Train/test folds of ``cv`` over the rows of ``X`` (StratifiedKFold for an int).
+
+        A shuffling splitter without a seed is seeded from ``random_state`` (on a
+        copy: the user's splitter is left as given), so an int ``random_state``
+        gives identical refits.
+        """
+        cv = check_cv(self.cv, y, classifier=True)
+        if getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None:
+            cv = copy.copy(cv)
+            cv.random_state = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        return list(cv.split(X, y))
+
     def _fit_model(self, X, y, sample_weight=None):
         names, all_estimators = self._validate_estimators()
         y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
@@ -349,26 +393,9 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         named = [(n, e) for n, e in zip(names, all_estimators) if e != "drop"]
 
         lab_idx = np.flatnonzero(labeled)
-        X = _indexable(X)
-        X_lab = X if labeled.all() else _safe_indexing(X, lab_idx)
         y_lab = y_encoded[lab_idx]
         base_weight = None if sample_weight is None else weights[lab_idx]
-
-        cv = check_cv(self.cv, y_lab, classifier=True)
-        if getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None:
-            cv.random_state = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        splits = list(cv.split(X_lab, y_lab))
-
-        R_lab = oof_matrix(
-            named, X_lab, y_lab, splits, base_weight,
-            n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose,
-        )
-        self.estimators_ = fit_estimators(named, X_lab, y_lab, base_weight, n_jobs=self.n_jobs)
-        R = np.empty((len(labeled), R_lab.shape[1]))
-        R[lab_idx] = R_lab
-        if not labeled.all():
-            unl_idx = np.flatnonzero(~labeled)
-            R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes)
+        R = self._probability_matrix(named, _indexable(X), y_encoded, labeled, base_weight)
         _check_probabilities(R)
 
         self.named_estimators_ = Bunch()
@@ -410,8 +437,13 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             aggregator_alpha=float(self.aggregator_alpha),
             max_iter=self.max_iter,
             tol=float(self.tol),
+            aggregator_input=self.aggregator_input,
             verbose=self.verbose,
-            extra={"learning_rate": float(self.learning_rate), "device": self.device},
+            extra={
+                "solver": self.solver,
+                "learning_rate": float(self.learning_rate),
+                "device": self.device,
+            },
         )
         rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         result = get_backend(self.backend).fit(problem, settings, rng)
@@ -429,6 +461,28 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                 ConvergenceWarning,
             )
         return problem
+
+    def _probability_matrix(self, named, X, y_encoded, labeled, base_weight):
+        """R of the training rows; fits ``estimators_`` on the labeled rows.
+
+        Labeled rows get out-of-fold probabilities, unlabeled rows those of the
+        estimators refit on every labeled row.
+        """
+        n_classes = len(self.classes_)
+        lab_idx = np.flatnonzero(labeled)
+        X_lab = X if labeled.all() else _safe_indexing(X, lab_idx)
+        y_lab = y_encoded[lab_idx]
+        R_lab = oof_matrix(
+            named, X_lab, y_lab, self._splits(X_lab, y_lab), base_weight,
+            n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose,
+        )
+        self.estimators_ = fit_estimators(named, X_lab, y_lab, base_weight, n_jobs=self.n_jobs)
+        R = np.empty((len(labeled), R_lab.shape[1]))
+        R[lab_idx] = R_lab
+        if not labeled.all():
+            unl_idx = np.flatnonzero(~labeled)
+            R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes)
+        return R
 
     # -- predict-time representation -------------------------------------
 
@@ -471,11 +525,14 @@ def _indexable(X):
     """X in a form cross-validation can index, without touching its values.
 
     Sparse formats that cannot be sliced by rows (COO, DOK, ...) become CSR,
-    as scikit-learn's own estimators convert them.
+    as scikit-learn's own estimators convert them; array-likes that support
+    no indexing at all become arrays (as :func:`sklearn.utils.indexable` does).
     """
-    if sp.issparse(X) and X.format not in ("csr", "csc"):
-        return X.tocsr()
-    return X
+    if sp.issparse(X):
+        return X if X.format in ("csr", "csc") else X.tocsr()
+    if hasattr(X, "__getitem__") or hasattr(X, "iloc"):
+        return X
+    return np.asarray(X)
 
 
 def _check_probabilities(R):

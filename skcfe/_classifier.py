@@ -155,7 +155,10 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         """
         check_is_fitted(self)
         _, R_hat = self._reconstruct(X)
-        raw = aggregate(R_hat, self.aggregator, self.coef_, self.intercept_, len(self.classes_))
+        raw = aggregate(
+            R_hat, self.aggregator, self.coef_, self.intercept_, len(self.classes_),
+            self.aggregator_input,
+        )
         proba = raw_to_proba(raw)
         if self.posterior_correction and self.aggregator == "weighted":
             proba = focal_posterior_correction(

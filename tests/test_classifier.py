@@ -153,7 +153,7 @@ def test_out_of_fold_matrix_uses_the_same_folds_for_every_estimator(binary_data)
         [cross_val_predict(clone(est), X, y, cv=folds, method="predict_proba")[:, 1] for _, est in light_estimators()]
     )
     R_hat = clf._fold_in(R) @ clf.classifier_factors_.T
-    raw = aggregate(R_hat, "weighted", clf.coef_, clf.intercept_, 2)
+    raw = aggregate(R_hat, "weighted", clf.coef_, clf.intercept_, 2, clf.aggregator_input)
     s = clf.class_weight_[y]
     assert supervised_loss(raw, y, s, 1.0) == pytest.approx(clf.history_["supervised"][-1], rel=1e-12)
 

@@ -71,6 +71,7 @@ class Settings:
     aggregator_alpha: float
     max_iter: int
     tol: float
+    aggregator_input: str = "proba"
     verbose: int = 0
     extra: dict | None = None
 

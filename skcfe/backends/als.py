@@ -31,7 +31,14 @@ from one sweep to the next, since both steps minimize it exactly.
 
 import numpy as np
 
-from .._aggregator import aggregate, fit_weighted, n_outputs, prior_intercept, supervised_loss
+from .._aggregator import (
+    aggregate,
+    features,
+    fit_weighted,
+    n_outputs,
+    prior_intercept,
+    supervised_loss,
+)
 from .._confidence import agreement_with_labels
 from .._objective import combine, reconstruction_loss
 from ._result import BackendResult, fold_in, ridge_solve
@@ -117,12 +124,15 @@ def fit(problem, settings, rng):
         _, X = factor_sweep(R, V, row_share, X, lam)
         Y = fold_in(R, problem.C_free, X, lam, problem.confidence_scale)
         R_hat = Y @ X.T
-        F = R_hat[labeled]
         if settings.aggregator == "weighted":
             coef, intercept = fit_weighted(
-                F, y, s, coef, intercept, gamma=settings.focal_gamma, alpha=settings.aggregator_alpha
+                features(R_hat[labeled], settings.aggregator_input), y, s, coef, intercept,
+                gamma=settings.focal_gamma, alpha=settings.aggregator_alpha,
             )
-        raw = aggregate(F, settings.aggregator, coef, intercept, problem.n_classes)
+        raw = aggregate(
+            R_hat[labeled], settings.aggregator, coef, intercept, problem.n_classes,
+            settings.aggregator_input,
+        )
         supervised = supervised_loss(raw, y, s, settings.focal_gamma)
         reconstruction = reconstruction_loss(R, problem.C, Y, X, problem.row_weight, lam)
         objective = combine(settings.rho, reconstruction, supervised)

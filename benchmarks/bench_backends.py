@@ -1,0 +1,392 @@
+"""ALS against the torch backend, side by side on the same problems.
+
+Run: python benchmarks/bench_backends.py [--quick] [--threads N] [--repeats N]
+
+Every backend gets the same Problem (probability matrix R of the training
+rows, the estimator's 'certainty' confidence, balanced class weights), the
+same settings (latent_dim=4, rho=0.5, lambda_reg=0.1, focal_gamma=2,
+aggregator_alpha=1e-3, max_iter=100, tol=1e-4: the estimator's defaults with
+the focal loss on) and the same seed, and is scored on:
+
+* objective: the exact CF-Ensemble objective (``skcfe._objective``) at the
+  returned parameters, as the history reports it, and "trained", the same plus
+  ``(1 - rho) * aggregator_alpha / 2 |coef|^2``, which both backends' aggregator
+  steps minimize;
+* held-out PR-AUC: fresh rows of the same generator, predicted by the numpy
+  path of ``predict_proba`` (fold-in, then the aggregator; macro one-vs-rest
+  for K > 2); in-sample PR-AUC for the collapse check;
+* fit seconds: median over repeats of ``backend.fit`` alone (R is given).
+
+Backends: 'als'; 'torch' with its default L-BFGS on the CPU (and on CUDA when
+available); and torch's Adam (``solver='adam'``, ``learning_rate=0.05``) at
+the defaults; on the small problems also L-BFGS at tol=1e-8 and Adam for
+1000 epochs with tol=0 (how close each gets to the optimum, and how fast),
+which shows why L-BFGS is the default. Data: ``skcfe.datasets.make_probability_matrix``
+(correlated base errors, mixed quality), or a small built-in generator when
+that module is missing.
+
+Writes ``benchmarks/results/backends[_quick].json``, ``.md`` and ``.png``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import label_binarize
+from threadpoolctl import threadpool_limits
+
+from skcfe._aggregator import aggregate, raw_to_proba
+from skcfe._confidence import apply_confidence, fit_confidence, label_targets
+from skcfe.backends import Problem, Settings, als, fold_in
+
+try:
+    import torch
+
+    from skcfe.backends import torch as torch_backend
+except ImportError:  # the ALS rows still run
+    torch = torch_backend = None
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# -- problems -------------------------------------------------------------------------
+
+
+def draw_matrix(n, n_classifiers, n_classes, positive_rate, seed):
+    """R and y of an ensemble with correlated errors (skcfe.datasets when present)."""
+    try:
+        from skcfe.datasets import make_probability_matrix
+    except ImportError:
+        make_probability_matrix = None
+    if make_probability_matrix is not None:
+        data = make_probability_matrix(
+            n, n_classifiers, n_classes=n_classes, positive_rate=positive_rate, random_state=seed
+        )
+        return data.R, data.y, "skcfe.datasets.make_probability_matrix"
+    rng = np.random.default_rng(seed)
+    priors = np.r_[np.full(n_classes - 1, (1 - positive_rate) / (n_classes - 1)), positive_rate]
+    noise = np.exp(rng.uniform(np.log(0.4), np.log(4.0), n_classifiers))
+    y = rng.choice(n_classes, size=n, p=priors)
+    evidence = 2.5 * np.eye(n_classes)[y] + 1.6 * rng.standard_normal((n, n_classes))
+    views = evidence[:, None, :] + noise[None, :, None] * rng.standard_normal(
+        (n, n_classifiers, n_classes)
+    )
+    logits = views + np.log(priors) + rng.normal(0, 0.5, (n_classifiers, n_classes))
+    proba = np.exp(logits - logits.max(axis=2, keepdims=True))
+    proba /= proba.sum(axis=2, keepdims=True)
+    R = proba[:, :, 1] if n_classes == 2 else proba.reshape(n, -1)
+    return R, y, "built-in generator (skcfe.datasets not found)"
+
+
+def build_problem(R, y, n_classes):
+    """The Problem CFEnsembleClassifier builds: certainty confidence, class weights."""
+    n = len(y)
+    labeled = np.ones(n, dtype=bool)
+    w = np.ones(n)
+    T = label_targets(y, n_classes, R.shape[1] // (1 if n_classes == 2 else n_classes))
+    C, state = fit_confidence(
+        "certainty", R, T, labeled, w, n_classes=n_classes, label_aware_alpha=1.0
+    )
+    counts = np.bincount(y, minlength=n_classes)
+    class_weight = n / (n_classes * counts)
+    problem = Problem(
+        R=R,
+        C=C,
+        C_free=apply_confidence(state, R),
+        T=T,
+        y=y,
+        labeled=labeled,
+        row_weight=w,
+        sample_weight=class_weight[y],
+        n_classes=n_classes,
+    )
+    return problem, state
+
+
+def problems(quick):
+    """(name, n_train, n_test, n_classifiers, n_classes, positive_rate)."""
+    specs = [
+        ("binary 10% pos, n=1k", 1000, 4000, 10, 2, 0.1),
+        ("3 classes, n=1k", 1000, 4000, 8, 3, 0.1),
+        ("binary 10% pos, n=10k", 10_000, 10_000, 10, 2, 0.1),
+    ]
+    if not quick:
+        specs += [
+            ("binary 2% pos, n=5k", 5000, 20_000, 20, 2, 0.02),
+            ("3 classes, n=20k", 20_000, 20_000, 8, 3, 0.1),
+            ("binary 10% pos, n=100k", 100_000, 20_000, 10, 2, 0.1),
+        ]
+    return specs
+
+
+# -- runs -----------------------------------------------------------------------------
+
+
+def backends(n_train):
+    """(label, module, extra settings) for every backend and solver compared."""
+    rows = [("ALS", als, {"tol": 1e-4})]
+    if torch_backend is None:
+        return rows
+    rows.append(("torch L-BFGS (cpu)", torch_backend, {"device": "cpu"}))
+    if torch.cuda.is_available():
+        rows.append(("torch L-BFGS (cuda)", torch_backend, {"device": "cuda"}))
+    rows.append(("torch Adam lr=0.05", torch_backend, {"solver": "adam"}))
+    if n_train <= 5000:
+        # How close each solver gets to the optimum when given the time.
+        rows.append(("torch L-BFGS, tol=1e-8", torch_backend, {"max_iter": 1000, "tol": 1e-8}))
+        rows.append(
+            (
+                "torch Adam lr=0.05, 1000 epochs",
+                torch_backend,
+                {"solver": "adam", "max_iter": 1000, "tol": 0.0},
+            )
+        )
+    return rows
+
+
+def make_settings(extra):
+    extra = dict(extra)
+    return Settings(
+        latent_dim=4,
+        rho=0.5,
+        lambda_reg=0.1,
+        focal_gamma=2.0,
+        aggregator="weighted",
+        aggregator_alpha=1e-3,
+        max_iter=extra.pop("max_iter", 100),
+        tol=extra.pop("tol", 1e-4),
+        extra={"learning_rate": 0.05, "device": "cpu", **extra},
+    )
+
+
+def pr_auc(y, proba):
+    if proba.shape[1] == 2:
+        return float(average_precision_score(y, proba[:, 1]))
+    return float(
+        average_precision_score(
+            label_binarize(y, classes=np.arange(proba.shape[1])), proba, average="macro"
+        )
+    )
+
+
+def predict(result, settings, problem, state, R):
+    """The numpy path of predict_proba (without the posterior correction, rank-neutral)."""
+    X = result.classifier_factors
+    Y = fold_in(R, apply_confidence(state, R), X, settings.lambda_reg, problem.confidence_scale)
+    raw = aggregate(Y @ X.T, settings.aggregator, result.coef, result.intercept, problem.n_classes)
+    return raw_to_proba(raw)
+
+
+def run_backend(module, settings, problem, state, R_test, y_test, repeats):
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = module.fit(problem, settings, np.random.default_rng(0))
+        seconds.append(time.perf_counter() - start)
+    trained = None
+    if torch_backend is not None:
+        trained = torch_backend.objective(
+            problem, settings, result.classifier_factors, result.coef, result.intercept
+        )["trained"]
+    return {
+        "objective": result.history["objective"][-1],
+        "trained": trained,
+        "reconstruction": result.history["reconstruction"][-1],
+        "supervised": result.history["supervised"][-1],
+        "pr_auc_test": pr_auc(y_test, predict(result, settings, problem, state, R_test)),
+        "pr_auc_train": pr_auc(problem.y, predict(result, settings, problem, state, problem.R)),
+        "seconds": float(np.median(seconds)),
+        "seconds_all": seconds,
+        "n_iter": result.n_iter,
+        "converged": result.converged,
+    }
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def markdown(results, header):
+    cols = [
+        "problem",
+        "backend",
+        "objective",
+        "trained obj.",
+        "PR-AUC held-out",
+        "PR-AUC train",
+        "fit s (median)",
+        "epochs",
+        "converged",
+    ]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, entry in results.items():
+        best = min(
+            r["trained"] if r["trained"] is not None else r["objective"]
+            for r in entry["backends"].values()
+        )
+        for label, r in entry["backends"].items():
+            trained = "n/a" if r["trained"] is None else f"{r['trained']:.5f}"
+            if r["trained"] is not None and r["trained"] <= best + 1e-9:
+                trained = f"**{trained}**"
+            lines.append(
+                f"| {name} | {label} | {r['objective']:.5f} | {trained} | {r['pr_auc_test']:.3f} | "
+                f"{r['pr_auc_train']:.3f} | {r['seconds']:.3f} | {r['n_iter']} | {'yes' if r['converged'] else 'no'} |"
+            )
+        lines.append(
+            f"| {name} | *mean of R / best column* | | | {entry['pr_auc_mean_of_R']:.3f} / "
+            f"{entry['pr_auc_best_column']:.3f} | | | | |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    labels = list(dict.fromkeys(label for e in results.values() for label in e["backends"]))
+
+    def values(key, label):
+        out = []
+        for name in names:
+            r = results[name]["backends"].get(label)
+            value = np.nan if r is None or r[key] is None else r[key]
+            if key == "trained" and r is not None:
+                value /= results[name]["backends"]["ALS"]["trained"] or np.nan
+            out.append(value)
+        return out
+
+    metrics = [
+        ("trained", "exact objective (trained) / ALS's, lower is better"),
+        ("pr_auc_test", "held-out PR-AUC"),
+        ("seconds", "fit seconds (median, log scale)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    width = 0.8 / len(labels)
+    for ax, (key, title) in zip(axes, metrics):
+        for j, label in enumerate(labels):
+            ax.bar(np.arange(len(names)) + j * width, values(key, label), width, label=label)
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+        ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylim(0.85, 1.02)
+    axes[1].set_ylim(0.5, 1.0)
+    axes[2].set_yscale("log")
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="three problems up to n=10k, 3 repeats"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="fits timed per backend (default 3 quick, 5 full)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    repeats = args.repeats or (3 if args.quick else 5)
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    # One thread by default keeps timings honest on a shared machine, where
+    # contended OpenMP/BLAS threads slow small problems down many times.
+    with threadpool_limits(limits=args.threads):
+        run(args, repeats)
+
+
+def run(args, repeats):
+
+    start = time.perf_counter()
+    results, source = {}, None
+    for name, n_train, n_test, m, n_classes, rate in problems(args.quick):
+        R, y, source = draw_matrix(n_train + n_test, m, n_classes, rate, args.seed)
+        R_train, R_test, y_train, y_test = train_test_split(
+            R, y, train_size=n_train, stratify=y, random_state=args.seed
+        )
+        problem, state = build_problem(R_train, y_train, n_classes)
+        entry = {
+            "n_train": n_train,
+            "n_test": n_test,
+            "n_classifiers": m,
+            "n_classes": n_classes,
+            "positive_rate": rate,
+            "backends": {},
+            "pr_auc_mean_of_R": pr_auc(y_test, _mean_proba(R_test, n_classes)),
+            "pr_auc_best_column": max(
+                pr_auc(y_test, _mean_proba(columns, n_classes))
+                for columns in np.split(R_test, m, axis=1)
+            ),
+        }
+        for label, module, extra in backends(n_train):
+            settings = make_settings(extra)
+            r = run_backend(module, settings, problem, state, R_test, y_test, repeats)
+            entry["backends"][label] = r
+            print(
+                f"{name:24s} {label:34s} objective={r['objective']:.5f} trained={r['trained'] or float('nan'):.5f} "
+                f"PR-AUC test={r['pr_auc_test']:.3f} train={r['pr_auc_train']:.3f} "
+                f"fit={r['seconds']:.3f}s epochs={r['n_iter']} [{time.perf_counter() - start:.0f}s]",
+                flush=True,
+            )
+        results[name] = entry
+    elapsed = time.perf_counter() - start
+
+    device = "no torch"
+    if torch is not None:
+        device = f"torch {torch.__version__}, " + (
+            f"CUDA {torch.cuda.get_device_name(0)}"
+            if torch.cuda.is_available()
+            else "no CUDA device"
+        )
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "torch": device,
+        "threads": args.threads,
+        "quick": args.quick,
+        "repeats": repeats,
+        "data": source,
+        "settings": "latent_dim=4, rho=0.5, lambda_reg=0.1, focal_gamma=2, aggregator_alpha=1e-3, "
+        "max_iter=100, tol=1e-4, certainty confidence, balanced class weights",
+        "seconds": elapsed,
+    }
+    header = (
+        f"### Backends: ALS vs torch ({meta['date']}, {meta['machine']}, {device}, {args.threads} thread(s), "
+        f"{'--quick, ' if args.quick else ''}median of {repeats} fits; {meta['settings']}; data: {source}; "
+        f"{elapsed:.0f} s)"
+    )
+    table = markdown(results, header)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "backends_quick" if args.quick else "backends"
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    (args.out / f"{stem}.md").write_text(table + "\n")
+    plot(results, args.out / f"{stem}.png")
+    print()
+    print(table)
+
+
+def _mean_proba(R, n_classes):
+    """Averaged base probabilities as (n, K): the plain-averaging baseline."""
+    if n_classes == 2:
+        p = R.mean(axis=1)
+        return np.column_stack([1 - p, p])
+    per_class = R.reshape(len(R), -1, n_classes).mean(axis=1)
+    return per_class / per_class.sum(axis=1, keepdims=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""CFEnsembleTransformer: ensemble transformation as a Pipeline stage."""
+
+import numpy as np
+from sklearn.base import TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from ._base import SHARED_PARAMETERS_DOC, BaseCFEnsemble
+
+
+class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
+    """Transform base classifiers' probabilities into a denoised probability matrix.
+
+    An extra stage between generating an ensemble and combining it. The base
+    classifiers' probabilities form a matrix ``R`` (rows: data points,
+    columns: classifiers, or classifier-class pairs for K > 2 classes), which
+    CF-Ensemble factorizes as ``R ~ Y X^T``. :meth:`transform` returns the
+    reconstruction ``Y X^T`` of any rows, a more reliable probability matrix
+    for a final estimator downstream in a :class:`~sklearn.pipeline.Pipeline`,
+    or their latent factors ``Y`` (``output='factors'``).
+
+    It is fitted exactly like :class:`CFEnsembleClassifier`: same base
+    estimators, out-of-fold matrix, confidence, factorization, backends and
+    supervised aggregator (which is part of the objective, so the labels shape
+    the factors as they do in the classifier).
+
+    Parameters
+    ----------
+    %(shared_parameters)s
+
+    output : {'reconstruction', 'factors'}, default='reconstruction'
+        What :meth:`transform` returns: the reconstructed probability matrix
+        (one column per column of ``R``) or the latent instance factors (one
+        column per latent dimension).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    estimators_ : list of estimators
+        Base estimators fitted on all labeled rows ('drop' excluded).
+
+    named_estimators_ : :class:`~sklearn.utils.Bunch`
+        Fitted base estimators by name.
+
+    n_features_in_ : int
+        Number of features seen during fit (from the base estimators).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit, when X has them.
+
+    classifier_factors_ : ndarray of shape (n_columns, latent_dim)
+        Latent factors of each column of the probability matrix.
+
+    coef_ : ndarray of shape (1, n_columns) or (n_classes, n_columns)
+        Weights of the supervised aggregator trained with the factorization.
+
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Aggregator intercepts.
+
+    class_weight_ : ndarray of shape (n_classes,)
+        Class weights used in training (ones when ``use_class_weights=False``).
+
+    confidence_scale_ : float
+        Mean training confidence, which normalizes the fold-in of new rows.
+
+    n_iter_ : int
+        Sweeps (ALS) or epochs (torch) run.
+
+    history_ : dict of str to list of float
+        ``objective``, ``reconstruction`` and ``supervised`` per iteration.
+
+    See Also
+    --------
+    CFEnsembleClassifier : The same model, predicting classes.
+    sklearn.ensemble.StackingClassifier : Stacking without factorization.
+    sklearn.preprocessing.TargetEncoder : A supervised transformer whose
+        ``fit_transform`` is cross-fitted in the same way.
+
+    Notes
+    -----
+    The objective is that of :class:`CFEnsembleClassifier`::
+
+        L = rho * L_recon + (1 - rho) * L_sup
+
+    The rows of :meth:`transform` are the "fold-in" of each row's base
+    probabilities ``r``: ``y = (X^T C X + lambda I)^-1 X^T C r`` with the
+    classifier factors ``X`` fixed and label-free confidence ``C``, and the
+    reconstruction ``y X^T``. A row's output does not depend on the other rows
+    transformed with it. Being a low-rank reconstruction, its entries can fall
+    slightly outside [0, 1]. ``posterior_correction`` and ``aggregator_input``
+    concern the aggregator's probabilities only; they do not change the output
+    of :meth:`transform`.
+
+    **Cross-fitting.** The base estimators have seen their training rows, so
+    ``fit(X, y).transform(X)`` gives in-sample, over-confident probabilities
+    (a deep tree reproduces its training labels) that a final estimator would
+    learn to trust too much. :meth:`fit_transform` therefore uses a
+    :term:`cross fitting` scheme, as :class:`~sklearn.preprocessing.TargetEncoder`
+    does, so ``fit(X, y).transform(X)`` does not equal ``fit_transform(X, y)``:
+    the base probabilities of each row come from base estimators fitted on
+    the other folds of ``cv`` (the out-of-fold matrix that ``fit`` computes
+    anyway, as :class:`~sklearn.ensemble.StackingClassifier` does), and the
+    fitted model maps them through its fold-in, the same map :meth:`transform`
+    applies to new rows. Unlabeled rows (``unlabeled_label``) get the
+    probabilities of base estimators fitted on the labeled rows, which never
+    see them. Inside a Pipeline, the final estimator is thus trained on what
+    it will be applied to: out-of-sample base probabilities, mapped by one
+    model. Its cost is that of ``fit``: with ``cv=k``, ``k + 1`` fits of each
+    base estimator and one factorization.
+
+    Unlike TargetEncoder, the factorization itself is not refitted per fold.
+    It learns ``q x d`` global parameters, like a final estimator in
+    stacking, while the base estimators, which can memorize rows, are
+    cross-fitted. Refitting it per fold would give the training rows
+    features from ``k`` different models (latent coordinates are even defined
+    only up to a rotation per model) and the new rows features from another
+    one, at ``k + 1`` times the cost.
+
+    References
+    ----------
+    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss
+       for Dense Object Detection", ICCV 2017.
+    .. [2] N. Charoenphakdee, J. Vongkulbhisal, N. Chairatanakul and M.
+       Sugiyama, "On Focal Loss for Class-Posterior Probability Estimation: A
+       Theoretical Perspective", CVPR 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skcfe import CFEnsembleTransformer
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> cfe = CFEnsembleTransformer(
+    ...     [("nb", GaussianNB()), ("tree", DecisionTreeClassifier(max_depth=3, random_state=0))],
+    ...     latent_dim=2, cv=3, random_state=0,
+    ... )
+    >>> cfe.fit_transform(X, y).shape
+    (569, 2)
+    >>> cfe.get_feature_names_out().tolist()
+    ['cfensembletransformer_nb_1', 'cfensembletransformer_tree_1']
+    >>> pipe = make_pipeline(cfe, LogisticRegression()).fit(X, y)
+    >>> bool(pipe.score(X, y) > 0.9)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseCFEnsemble._parameter_constraints,
+        "output": [StrOptions({"reconstruction", "factors"})],
+    }
+
+    def __init__(
+        self,
+        estimators=None,
+        *,
+        backend="als",
+        latent_dim=4,
+        rho=0.5,
+        lambda_reg=1e-3,
+        confidence="certainty",
+        label_aware_alpha=1.0,
+        aggregator="weighted",
+        aggregator_alpha=1e-3,
+        aggregator_input="logit",
+        focal_gamma=0.0,
+        use_class_weights=True,
+        posterior_correction=True,
+        unlabeled_label=None,
+        cv=5,
+        max_iter=100,
+        tol=1e-4,
+        solver="lbfgs",
+        learning_rate=0.05,
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        output="reconstruction",
+    ):
+        super().__init__(
+            estimators,
+            backend=backend,
+            latent_dim=latent_dim,
+            rho=rho,
+            lambda_reg=lambda_reg,
+            confidence=confidence,
+            label_aware_alpha=label_aware_alpha,
+            aggregator=aggregator,
+            aggregator_alpha=aggregator_alpha,
+            aggregator_input=aggregator_input,
+            focal_gamma=focal_gamma,
+            use_class_weights=use_class_weights,
+            posterior_correction=posterior_correction,
+            unlabeled_label=unlabeled_label,
+            cv=cv,
+            max_iter=max_iter,
+            tol=tol,
+            solver=solver,
+            learning_rate=learning_rate,
+            device=device,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.output = output
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the base estimators, the factorization and the aggregator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, passed to the base estimators as is.
+        y : array-like of shape (n_samples,)
+            Class labels; rows equal to ``unlabeled_label`` are unlabeled.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights; passed to every base estimator (and to
+            each Pipeline step that accepts them).
+
+        Returns
+        -------
+        self : CFEnsembleTransformer
+            Fitted transformer.
+        """
+        self._fit_model(X, y, sample_weight)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y, sample_weight=None):
+        """Fit on all rows and return the cross-fitted transform of ``X``.
+
+        This method uses a :term:`cross fitting` scheme so that a downstream
+        estimator never trains on in-sample predictions of the base
+        estimators; it is the recommended way to transform training data.
+
+        .. note::
+            ``fit(X, y).transform(X)`` does not equal ``fit_transform(X, y)``:
+            each row's base probabilities come from base estimators fitted on
+            the other folds of ``cv``. See the Notes of
+            :class:`CFEnsembleTransformer`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, passed to the base estimators as is.
+        y : array-like of shape (n_samples,)
+            Class labels; rows equal to ``unlabeled_label`` are unlabeled.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights.
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_columns) or (n_samples, latent_dim)
+            Cross-fitted reconstruction, or factors when ``output='factors'``.
+        """
+        problem = self._fit_model(X, y, sample_weight)
+        # problem.R holds the out-of-fold probabilities of the labeled rows and
+        # those of the unlabeled rows from base estimators fitted on the labeled
+        # rows only: no entry comes from an estimator that saw its row.
+        return self._output(self._fold_in(problem.R))
+
+    def transform(self, X):
+        """Reconstructed probability matrix (or latent factors) of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_out : ndarray of shape (n_samples, n_columns) or (n_samples, latent_dim)
+            The reconstruction ``Y X^T`` of the base estimators' probabilities
+            (columns named by :meth:`get_feature_names_out`), or the factors
+            ``Y`` when ``output='factors'``.
+        """
+        check_is_fitted(self)
+        factors, _ = self._reconstruct(X)
+        return self._output(factors)
+
+    def _output(self, factors):
+        if self.output == "factors":
+            return factors
+        return factors @ self.classifier_factors_.T
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        ``'<prefix>_<estimator>_<class>'`` for every column of the
+        reconstruction (binary problems: the positive class only, one column
+        per estimator), ``'<prefix>_factor<i>'`` for the factors; the prefix is
+        ``'cfensembletransformer'``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in :term:`fit`.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        prefix = type(self).__name__.lower()
+        if self.output == "factors":
+            names = [f"{prefix}_factor{i}" for i in range(self.classifier_factors_.shape[1])]
+        else:
+            classes = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+            names = [
+                f"{prefix}_{name}_{label}"
+                for name, est in self.named_estimators_.items()
+                if est != "drop"
+                for label in classes
+            ]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+CFEnsembleTransformer.__doc__ = CFEnsembleTransformer.__doc__.replace(
+    "%(shared_parameters)s", SHARED_PARAMETERS_DOC
+)
