@@ -147,6 +147,45 @@ estimators : list of (str, estimator) tuples, default=None
         Print progress per sweep/epoch when > 0."""
 
 
+SHARED_ATTRIBUTES_DOC = """\
+classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    estimators_ : list of estimators
+        Base estimators fitted on all labeled rows ('drop' excluded).
+
+    named_estimators_ : :class:`~sklearn.utils.Bunch`
+        Fitted base estimators by name.
+
+    n_features_in_ : int
+        Number of features seen during fit (from the base estimators).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit, when X has them.
+
+    classifier_factors_ : ndarray of shape (n_columns, latent_dim)
+        Latent factors of each column of the probability matrix.
+
+    coef_ : ndarray of shape (1, n_columns) or (n_classes, n_columns)
+        Aggregator weights of the (transformed) reconstructed probabilities
+        ('mean': the fixed equal weights of the average).
+
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Aggregator intercepts.
+
+    class_weight_ : ndarray of shape (n_classes,)
+        Class weights used in training (ones when ``use_class_weights=False``).
+
+    confidence_scale_ : float
+        Mean training confidence, which normalizes the fold-in of new rows.
+
+    n_iter_ : int
+        Sweeps (ALS) or epochs (torch) run.
+
+    history_ : dict of str to list of float
+        ``objective``, ``reconstruction`` and ``supervised`` per iteration."""
+
+
 def default_estimators(random_state=None):
     """The diverse default set of base estimators.
 

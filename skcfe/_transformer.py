@@ -5,7 +5,7 @@ from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._base import SHARED_PARAMETERS_DOC, BaseCFEnsemble
+from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
 
 
 class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
@@ -35,41 +35,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-
-    estimators_ : list of estimators
-        Base estimators fitted on all labeled rows ('drop' excluded).
-
-    named_estimators_ : :class:`~sklearn.utils.Bunch`
-        Fitted base estimators by name.
-
-    n_features_in_ : int
-        Number of features seen during fit (from the base estimators).
-
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Feature names seen during fit, when X has them.
-
-    classifier_factors_ : ndarray of shape (n_columns, latent_dim)
-        Latent factors of each column of the probability matrix.
-
-    coef_ : ndarray of shape (1, n_columns) or (n_classes, n_columns)
-        Weights of the supervised aggregator trained with the factorization.
-
-    intercept_ : ndarray of shape (1,) or (n_classes,)
-        Aggregator intercepts.
-
-    class_weight_ : ndarray of shape (n_classes,)
-        Class weights used in training (ones when ``use_class_weights=False``).
-
-    confidence_scale_ : float
-        Mean training confidence, which normalizes the fold-in of new rows.
-
-    n_iter_ : int
-        Sweeps (ALS) or epochs (torch) run.
-
-    history_ : dict of str to list of float
-        ``objective``, ``reconstruction`` and ``supervised`` per iteration.
+    %(shared_attributes)s
 
     See Also
     --------
@@ -327,4 +293,4 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
 
 CFEnsembleTransformer.__doc__ = CFEnsembleTransformer.__doc__.replace(
     "%(shared_parameters)s", SHARED_PARAMETERS_DOC
-)
+).replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
