@@ -86,8 +86,12 @@ estimators : list of (str, estimator) tuples, default=None
         probability matrix (logistic or softmax link) with the focal loss;
         'mean' averages the reconstructed probabilities and learns nothing.
 
-    aggregator_alpha : float, default=1e-3
-        L2 penalty of the aggregator's weights.
+    aggregator_alpha : float, default=10.0
+        L2 penalty of the aggregator's weights on the scale of the summed
+        losses, as ``1 / C`` of :class:`~sklearn.linear_model.LogisticRegression`:
+        the supervised mean loss gets ``aggregator_alpha / (2 n) |coef|^2``,
+        ``n`` the total sample weight of the labeled rows, so the penalty
+        weakens as labeled data grows.
 
     aggregator_input : {'logit', 'proba'}, default='logit'
         Features of the 'weighted' aggregator: the logit of the reconstructed
@@ -255,7 +259,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         confidence="certainty",
         label_aware_alpha=1.0,
         aggregator="weighted",
-        aggregator_alpha=1e-3,
+        aggregator_alpha=10.0,
         aggregator_input="logit",
         focal_gamma=0.0,
         use_class_weights=True,
@@ -473,7 +477,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             lambda_reg=float(self.lambda_reg),
             focal_gamma=float(self.focal_gamma),
             aggregator=self.aggregator,
-            aggregator_alpha=float(self.aggregator_alpha),
+            aggregator_alpha=float(self.aggregator_alpha) / weights[labeled].sum(),
             max_iter=self.max_iter,
             tol=float(self.tol),
             aggregator_input=self.aggregator_input,

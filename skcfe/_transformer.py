@@ -130,7 +130,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         confidence="certainty",
         label_aware_alpha=1.0,
         aggregator="weighted",
-        aggregator_alpha=1e-3,
+        aggregator_alpha=10.0,
         aggregator_input="logit",
         focal_gamma=0.0,
         use_class_weights=True,
