@@ -124,7 +124,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         estimators=None,
         *,
         backend="als",
-        latent_dim=4,
+        latent_dim=None,
         rho=0.5,
         lambda_reg=1e-3,
         confidence="certainty",
