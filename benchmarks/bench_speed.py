@@ -1,0 +1,285 @@
+"""Speed benchmark: the ALS sweep against the machine's batched-solve floor, and fit overhead.
+
+Run (full: n up to 1e6)::
+
+    python benchmarks/bench_speed.py
+
+Quick (n up to 1e5, fewer repeats)::
+
+    python benchmarks/bench_speed.py --quick
+
+(a) One ALS sweep (``skcfe.backends.als.factor_sweep``: the instance step,
+then the classifier step) on a synthetic problem, side by side in the same
+process, with the same numpy and the same threads, with its floor: the bare
+work of both steps, i.e. for each step the Gram matrices by one matrix product
+``V @ (F outer F)``, the right-hand sides ``(V * R) @ F`` and one batched
+``np.linalg.solve`` of the ``d x d`` SPD systems. Reports median seconds, the
+ratio sweep / floor (target <= 1.5) and the peak memory (tracemalloc) of each.
+
+(b) End-to-end fit of CFEnsembleClassifier against StackingClassifier with the
+same base estimators and cv on satimage (and digits, 10 classes): skcfe's own
+time beyond the base models' cross-validation and refit (target < 20%).
+"""
+
+import argparse
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.ensemble import StackingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+from datasets import load as load_real  # noqa: E402
+
+from skcfe import CFEnsembleClassifier, default_estimators  # noqa: E402
+from skcfe._confidence import certainty, label_targets  # noqa: E402
+from skcfe.backends import Problem, als  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+# Workspace bound of the floor: far larger than skcfe's own (32 MiB), so the
+# floor is one or a few BLAS calls per step; it only bounds memory at n = 1e6.
+FLOOR_WORKSPACE = 1 << 25
+LAMBDA = 0.1
+
+
+def make_problem(n, q, seed=0):
+    """A binary problem with q classifiers, as tests/test_als.py builds one."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    R = np.clip(0.5 + (y[:, None] - 0.5) * rng.uniform(0.1, 0.8, (n, q))
+                + 0.2 * rng.standard_normal((n, q)), 0, 1)
+    Cf = certainty(R, 2)
+    w = rng.uniform(0.5, 2.0, n)
+    return Problem(R=R, C=Cf, C_free=Cf, T=label_targets(y, 2, q), y=y,
+                   labeled=np.ones(n, dtype=bool), row_weight=w, sample_weight=w, n_classes=2)
+
+
+def floor_step(R, V, F, reg):
+    """Bare batched ridge: Gram by one matmul, right-hand sides, one batched solve."""
+    n_rows, n_obs = R.shape
+    d = F.shape[1]
+    outer = (F[:, :, None] * F[:, None, :]).reshape(n_obs, d * d)
+    chunk = max(1, FLOOR_WORKSPACE // (d * d))
+    Z = np.empty((n_rows, d))
+    for start in range(0, n_rows, chunk):
+        rows = slice(start, min(start + chunk, n_rows))
+        G = (V[rows] @ outer).reshape(-1, d, d)
+        G += reg * np.eye(d)
+        Z[rows] = np.linalg.solve(G, ((V[rows] * R[rows]) @ F)[:, :, None])[:, :, 0]
+    return Z
+
+
+def floor_sweep(R, V, RT, VT, X, Y, reg):
+    """The floor of one sweep: both steps' bare work (transposes prepared beforehand)."""
+    floor_step(R, V, X, reg)
+    floor_step(RT, VT, Y, reg)
+
+
+def time_call(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), times
+
+
+def peak_mib(fn):
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def sweep_rows(sizes, qs, ds, repeats, log):
+    rows = []
+    for n in sizes:
+        for q in qs:
+            problem = make_problem(n, q)
+            V, share = als.factor_weights(problem, 0.5)
+            R = problem.R
+            del problem
+            rng = np.random.default_rng(1)
+            # The classifier step's weights, laid out as factor_sweep builds them.
+            VT = np.ascontiguousarray((q * share[:, None] * V).T)
+            RT = np.ascontiguousarray(R.T)
+            for d in ds:
+                X0 = rng.standard_normal((q, d))
+                Y0 = rng.standard_normal((n, d))
+                reps = repeats if n < 1_000_000 else max(2, repeats // 2)
+                sweep = lambda: als.factor_sweep(R, V, share, X0, LAMBDA)  # noqa: E731
+                floor = lambda: floor_sweep(R, V, RT, VT, X0, Y0, LAMBDA)  # noqa: E731
+                # Warm up, then time batches of k calls (k makes a batch last at
+                # least ~50 ms, so small cells are not timer noise), interleaving
+                # sweep and floor so both see the same machine state.
+                start = time.perf_counter()
+                sweep()
+                floor()
+                k = max(1, int(np.ceil(0.05 / max(time.perf_counter() - start, 1e-6))))
+                t_sweep, t_floor = [], []
+                for _ in range(reps):
+                    t_sweep.append(time_call(lambda: [sweep() for _ in range(k)], 1)[0] / k)
+                    t_floor.append(time_call(lambda: [floor() for _ in range(k)], 1)[0] / k)
+                ms, mf = float(np.median(t_sweep)), float(np.median(t_floor))
+                row = {
+                    "n": n, "q": q, "d": d, "sweep_s": ms, "floor_s": mf, "ratio": ms / mf,
+                    "sweep_peak_mib": peak_mib(sweep), "floor_peak_mib": peak_mib(floor),
+                    "input_mib": (R.nbytes + V.nbytes) / 2**20, "repeats": reps,
+                }
+                rows.append(row)
+                log(f"n={n:>8} q={q:>3} d={d:>3}: sweep {ms:.4f}s floor {mf:.4f}s "
+                    f"ratio {ms / mf:.2f}  peak sweep {row['sweep_peak_mib']:.0f} MiB, floor "
+                    f"{row['floor_peak_mib']:.0f} MiB (R+V {row['input_mib']:.0f} MiB)")
+            del R, V, VT, RT
+    return rows
+
+
+def profile_sweep(n, q, d, repeats=5):
+    """Time each part of factor_sweep, to explain a ratio above target."""
+    problem = make_problem(n, q)
+    V, share = als.factor_weights(problem, 0.5)
+    R = problem.R
+    X = np.random.default_rng(1).standard_normal((q, d))
+    parts = {}
+
+    def clock(name, fn):
+        start = time.perf_counter()
+        out = fn()
+        parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    for _ in range(repeats):
+        outer = clock("step 1: outer(F)", lambda: (X[:, :, None] * X[:, None, :]).reshape(q, d * d))
+        G = clock("step 1: Gram matmul", lambda: V @ outer)
+        b = clock("step 1: rhs (V*R)@F", lambda: (V * R) @ X)
+        Y = clock("step 1: batched solve", lambda: np.linalg.solve(
+            G.reshape(n, d, d) + LAMBDA * np.eye(d), b[:, :, None])[:, :, 0])
+        XV = clock("step 2: weights transpose", lambda: (q * share[:, None] * V).T)
+        clock("step 2: ridge_solve (chunked)", lambda: als.ridge_solve(R.T, XV, Y, LAMBDA))
+        clock("whole sweep", lambda: als.factor_sweep(R, V, share, X, LAMBDA))
+    return {k: v / repeats for k, v in parts.items()}
+
+
+def end_to_end(dataset, repeats, log):
+    X, y, info = load_real(dataset)
+    estimators = default_estimators(0)
+    folds = StratifiedKFold(5)
+    out = {"dataset": dataset, "n": int(info["n"]), "n_classes": int(info["n_classes"])}
+
+    def base_work():
+        for _, est in estimators:
+            cross_val_predict(clone(est), X, y, cv=folds, method="predict_proba")
+            clone(est).fit(X, y)
+
+    quality = __import__("bench_quality")
+    q = len(estimators) * (1 if info["n_classes"] == 2 else info["n_classes"])
+    recommended = quality.resolve(quality.recommended(), q)
+    runs = {
+        "base models: cross_val_predict + refit": base_work,
+        "StackingClassifier": lambda: StackingClassifier(estimators, cv=5).fit(X, y),
+        "skcfe default": lambda: CFEnsembleClassifier(estimators, random_state=0).fit(X, y),
+        "skcfe recommended": lambda: CFEnsembleClassifier(
+            estimators, random_state=0, **recommended).fit(X, y),
+    }
+    for label, fn in runs.items():
+        med, times = time_call(fn, repeats)
+        out[label] = med
+        log(f"{dataset}: {label}: {med:.2f}s (runs {', '.join(f'{t:.2f}' for t in times)})")
+    base = out["base models: cross_val_predict + refit"]
+    for label in ("StackingClassifier", "skcfe default", "skcfe recommended"):
+        out[f"{label} overhead"] = (out[label] - base) / base
+    return out
+
+
+def markdown(payload):
+    m = payload["machine"]
+    lines = [
+        "# skcfe speed benchmark",
+        "",
+        f"Measured {C.machine_line(m)}; BLAS/OpenMP threads: {payload['threads']}.",
+        "",
+        "## (a) One ALS sweep against the batched-solve floor",
+        "",
+        "Sweep: `skcfe.backends.als.factor_sweep` (instance step + classifier step). Floor: for "
+        "both steps, the Gram matrices by one matmul `V @ (F outer F)`, the right-hand sides "
+        "`(V * R) @ F` and one `np.linalg.solve` of the stacked d x d systems (same process, "
+        "same numpy, same threads, interleaved runs). Median seconds; peak memory by "
+        "tracemalloc, beyond the inputs R and V.",
+        "",
+    ]
+    rows = [[f"{r['n']:.0e}", r["q"], r["d"], f"{r['sweep_s']:.4g}", f"{r['floor_s']:.4g}",
+             f"{r['ratio']:.2f}" + ("" if r["ratio"] <= 1.5 else " (miss)"),
+             f"{r['sweep_peak_mib']:.0f}", f"{r['floor_peak_mib']:.0f}", f"{r['input_mib']:.0f}"]
+            for r in payload["sweep"]]
+    lines.append(C.markdown_table(
+        ["n", "q", "d", "sweep s", "floor s", "ratio", "sweep peak MiB", "floor peak MiB",
+         "R+V MiB"], rows))
+    ratios = [r["ratio"] for r in payload["sweep"]]
+    lines += ["", f"Ratio sweep / floor: median {np.median(ratios):.2f}, max {max(ratios):.2f}; "
+              f"{sum(r <= 1.5 for r in ratios)} of {len(ratios)} cells within the 1.5 target.", ""]
+    if payload.get("profile"):
+        p = payload["profile"]
+        lines += [f"Profile of one sweep at n={p['n']}, q={p['q']}, d={p['d']} (seconds):", ""]
+        lines.append(C.markdown_table(["part", "seconds"],
+                                      [[k, f"{v:.4f}"] for k, v in p["parts"].items()]))
+        lines.append("")
+    lines += ["## (b) End-to-end fit against StackingClassifier", ""]
+    rows = []
+    for e in payload["end_to_end"]:
+        for label in ("StackingClassifier", "skcfe default", "skcfe recommended"):
+            rows.append([f"{e['dataset']} ({e['n']} rows, {e['n_classes']} classes)", label,
+                         f"{e['base models: cross_val_predict + refit']:.2f}", f"{e[label]:.2f}",
+                         f"{100 * e[label + ' overhead']:+.1f}%"])
+    lines.append(C.markdown_table(
+        ["data set", "model", "base models s", "fit s", "overhead beyond base models"], rows))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n up to 1e5, 3 repeats")
+    parser.add_argument("--sizes", nargs="+", type=int, help="values of n")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1)")
+    parser.add_argument("--repeats", type=int, help="timed runs per cell (default 5, quick 3)")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([1_000, 10_000, 100_000] if args.quick
+                           else [1_000, 10_000, 100_000, 1_000_000])
+    repeats = args.repeats or (3 if args.quick else 5)
+    log = C.Progress()
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    payload = {"machine": C.machine_info(), "threads": args.threads}
+    with threadpool_limits(limits=args.threads):
+        payload["sweep"] = sweep_rows(sizes, (10, 50), (4, 8, 20), repeats, log)
+        worst = max(payload["sweep"], key=lambda r: r["ratio"])
+        if worst["ratio"] > 1.5:
+            n = min(worst["n"], 100_000)
+            payload["profile"] = {"n": n, "q": worst["q"], "d": worst["d"],
+                                  "parts": profile_sweep(n, worst["q"], worst["d"])}
+        payload["end_to_end"] = [] if args.skip_end_to_end else [
+            end_to_end(name, 1 if args.quick else 3, log) for name in ("satimage", "digits")
+        ]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    C.write_json(out / f"speed{suffix}.json", payload)
+    report = markdown(payload)
+    (out / f"speed{suffix}.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
