@@ -488,11 +488,24 @@ def markdown_table(header, rows, align=None):
     return "\n".join(lines)
 
 
-def write_json(path, payload):
+def write_json(path, payload, compact=False):
+    """JSON of a result; ``compact``: floats to 6 significant digits, no indentation."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if compact:
+        payload = _rounded(payload)
     with open(path, "w") as fh:
-        json.dump(payload, fh, indent=1, default=_json_default)
+        json.dump(payload, fh, indent=None if compact else 1, default=_json_default)
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return float(f"{obj:.6g}")
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v) for v in obj]
+    return obj
 
 
 def _json_default(obj):

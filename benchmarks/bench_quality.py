@@ -309,7 +309,7 @@ def run_quality(args, log, models=None, title="skcfe quality benchmark", suffix=
                     }
         results["datasets"][name] = {"info": info, "per_seed": per_seed,
                                      "summary": summarize_dataset(per_seed)}
-        C.write_json(out / f"quality{suffix}.json", results)
+        C.write_json(out / f"quality{suffix}.json", results, compact=True)
     report = quality_markdown(results)
     (out / f"quality{suffix}.md").write_text(report)
     C.plot_pr_curves(curves, out / f"pr_curves{suffix}.png")
@@ -518,6 +518,14 @@ def tuning_problems(args, log):
     return problems
 
 
+# Full rank: skcfe's latent_dim=None where it has it (one factor per column
+# of R), else the fraction 1.0 of the columns.
+FULL_RANK = None if CFEnsembleClassifier().get_params().get("latent_dim", 0) is None else "f1.0"
+# The aggregator's L2 penalty: on the summed-loss scale (1/C of
+# LogisticRegression) in skcfe since fc41f25, on the mean loss before.
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0) if FULL_RANK is None else (1e-4, 1e-3, 1e-2, 1e-1)
+
+
 def resolve(config, q):
     """Concrete skcfe parameters: latent_dim may be a fraction of the columns ('f0.6')."""
     params = dict(config)
@@ -639,7 +647,7 @@ def run_tune(args, log):
     # Stage 1: rank and ridge, the two that matter most.
     best = stage("stage 1 (latent_dim x lambda_reg)", best,
                  [{**best, "latent_dim": d, "lambda_reg": lam}
-                  for d in ("f0.4", "f0.6", "f0.8", "f1.0", 4, 8)
+                  for d in (FULL_RANK, "f0.4", "f0.6", "f0.8", 4, 8)
                   for lam in (1e-4, 1e-3, 1e-2, 1e-1)])
     # Stage 2: what the aggregator sees and how entries are weighted.
     best = stage("stage 2 (confidence x aggregator_input)", best,
@@ -649,11 +657,11 @@ def run_tune(args, log):
     # Stage 3: the supervised share and the aggregator's penalty.
     best = stage("stage 3 (rho x aggregator_alpha)", best,
                  [{**best, "rho": rho, "aggregator_alpha": alpha}
-                  for rho in (0.1, 0.5, 0.9) for alpha in (1e-4, 1e-3, 1e-2, 1e-1)])
+                  for rho in (0.1, 0.5, 0.9) for alpha in ALPHA_GRID])
     # Stage 4: rank and ridge again around the best, and the class weights.
     best = stage("stage 4 (latent_dim x lambda_reg again, class weights)", best,
                  [{**best, "latent_dim": d, "lambda_reg": lam}
-                  for d in ("f0.6", "f0.8", "f1.0", 8) for lam in (1e-4, 1e-3, 1e-2)]
+                  for d in ("f0.6", "f0.8", FULL_RANK, 8) for lam in (1e-4, 1e-3, 1e-2)]
                  + [{**best, "use_class_weights": cw} for cw in (False, True)])
     log(f"chosen: {best}")
     ranked = sorted(tried.values(), key=lambda r: -r["summary"]["overall"]["d_pr_auc"])
@@ -663,7 +671,7 @@ def run_tune(args, log):
                "stacking_pr_auc": [b["pr_auc"] for _, _, b in baseline]}
     if not args.tune_real_only:
         payload["multiclass_check"] = multiclass_check([defaults, best], args, log)
-    C.write_json(Path(args.out) / "tuning.json", payload)
+    C.write_json(Path(args.out) / "tuning.json", payload, compact=True)
     (Path(args.out) / "tuning.md").write_text(tuning_markdown(payload))
     print(tuning_markdown(payload))
     return payload
@@ -722,8 +730,8 @@ def tuning_markdown(payload, top=12):
         "",
         f"Measured {C.machine_line(payload['machine'])}. {payload['n_problems']} problems; "
         "dPR-AUC is skcfe minus StackingClassifier (LR) on the same rows, averaged within each "
-        "group, then over groups. latent_dim 'fX' is a fraction X of the matrix's columns "
-        "(f1.0: as many factors as columns).",
+        "group, then over groups. latent_dim 'fX' is a fraction X of the matrix's columns; "
+        "None (skcfe's default) and f1.0 are as many factors as columns.",
         "",
         f"Chosen: `{payload['chosen']}`",
         "",

@@ -162,7 +162,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    C.write_json(out / f"claims{suffix}.json", payload)
+    C.write_json(out / f"claims{suffix}.json", payload, compact=True)
     report = markdown(payload)
     (out / f"claims{suffix}.md").write_text(report)
     print(report)
