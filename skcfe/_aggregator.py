@@ -7,7 +7,7 @@ reconstructed probabilities of the estimators and learns nothing.
 """
 
 import numpy as np
-from scipy.linalg import cholesky, solve_triangular
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import expit, logit, softmax
 
@@ -24,6 +24,10 @@ LOGIT_CLIP = 1e-3
 # Up to this many aggregator parameters, damped Newton (a dense Hessian of
 # this size) is cheaper and far more precise than L-BFGS.
 _NEWTON_MAX_PARAMETERS = 1500
+
+# A full (undamped) Newton step this small, relative to the weights, ends the
+# Newton iterations: the quadratic convergence has taken the error far below.
+_NEWTON_STEP_TOL = 1e-7
 
 # Averaged probabilities of exactly 0 or 1 would give infinite logits.
 _EPS = 1e-12
@@ -98,7 +102,7 @@ def supervised_loss(raw, y, sample_weight, gamma):
     return float(np.dot(sample_weight, loss) / sample_weight.sum())
 
 
-def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter=1000):
+def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter=1000, newton_steps=None):
     """Train the 'weighted' aggregator to convergence, warm-started.
 
     Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``
@@ -106,6 +110,11 @@ def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter
     (binary problems, a few classes), preconditioned L-BFGS when it is large
     or Newton meets non-convexity, always finished by Newton steps so the
     weights are solved to full precision.
+
+    ``newton_steps`` caps the Newton steps for a cheap update that only
+    tracks a moving optimum (ALS between sweeps): it stops after that many
+    descent steps, converged or not, and falls back to L-BFGS only if Newton
+    fails. ``None`` (the default) solves to full precision.
 
     Returns
     -------
@@ -117,8 +126,9 @@ def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter
     F1 = np.hstack([F, np.ones((len(F), 1))])
     theta0 = np.hstack([coef, intercept[:, None]])
     if k * (q + 1) <= _NEWTON_MAX_PARAMETERS:
-        theta, converged = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=50)
-        if not converged:
+        steps = 50 if newton_steps is None else newton_steps
+        theta, status = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=steps)
+        if status == "failed" or (status == "max_steps" and newton_steps is None):
             theta = _lbfgs(F1, y, weights, theta, gamma, alpha, max_iter)
             theta, _ = _newton(F1, y, weights, theta, gamma, alpha, max_steps=10)
     else:
@@ -175,7 +185,10 @@ def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):
 
 
 def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
-    """Damped Newton on the exact gradient; returns ``(theta, converged)``.
+    """Damped Newton on the exact gradient; returns ``(theta, status)``.
+
+    ``status`` is 'converged', 'max_steps' (still descending) or 'failed'
+    (no descent direction, or no decrease along it).
 
     Directions that only the penalty pins down (separable rows, the softmax
     shift) have curvature ``alpha``: first-order methods crawl there and stop
@@ -185,7 +198,7 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
     gradient (accurate to ~1e-8, which is enough: Newton's fixed point is set
     by the exact gradient). Steps are halved until the objective does not
     rise; a direction that is not a descent direction (the focal loss is not
-    convex for gamma > 0 far from the optimum) ends the run unconverged.
+    convex for gamma > 0 far from the optimum) ends the run as failed.
     """
     k, p = theta.shape
     q = p - 1
@@ -207,7 +220,7 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
         grad = _focal_terms(y, raw, gamma)[1].reshape(len(y), k)
         gradient = (grad * weights[:, None]).T @ F1 + penalty * theta
         if np.max(np.abs(gradient)) <= 1e-12:
-            return theta, True
+            return theta, "converged"
         hess = np.empty((len(y), k, k))
         for j in range(k):
             step = h if k == 1 else h * (np.arange(k) == j)
@@ -223,19 +236,43 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
                 H[b, :, a, :] = H[a, :, b, :].T
         H = H.reshape(k * p, k * p)
         H[np.diag_indices(k * p)] += penalty.ravel()
-        # lstsq: the softmax shift of the intercepts is exactly flat.
-        delta = np.linalg.lstsq(H, gradient.ravel(), rcond=1e-12)[0].reshape(k, p)
+        delta = _newton_direction(H, gradient, q)
         if np.sum(delta * gradient) <= 0:
-            return theta, False
-        for _ in range(40):
+            return theta, "failed"
+        full_step = np.max(np.abs(delta))
+        for halvings in range(40):
             candidate = theta - delta
             new = value(candidate)
             if new <= current + 1e-15 * abs(current):
                 break
             delta = 0.5 * delta
         else:
-            return theta, False
+            return theta, "failed"
         theta, current = candidate, new
-        if np.max(np.abs(delta)) <= 1e-13 * (1.0 + np.max(np.abs(theta))):
-            return theta, True
-    return theta, False
+        # Near the optimum Newton's error after a full step is about the square
+        # of the step (times a curvature ratio): a full step of 1e-7 leaves the
+        # weights exact to ~1e-14, and one more step would only add rounding.
+        if halvings == 0 and full_step <= _NEWTON_STEP_TOL * (1.0 + np.max(np.abs(theta))):
+            return theta, "converged"
+    return theta, "max_steps"
+
+
+def _newton_direction(H, gradient, q):
+    """Solve ``H delta = gradient`` for the Newton step, by Cholesky when it can.
+
+    With K > 1 the softmax shift of the intercepts is exactly flat, so ``H``
+    is singular along it, and the gradient has no component there. Adding
+    curvature along that direction alone makes ``H`` positive definite for
+    the convex (gamma = 0) loss without changing the step in any other
+    direction. When that is not enough (the focal loss is not convex far from
+    the optimum), a least-squares solve takes over.
+    """
+    k, p = gradient.shape
+    if k > 1:
+        intercepts = np.arange(k) * p + q
+        H[np.ix_(intercepts, intercepts)] += np.mean(np.diag(H))
+    try:
+        factor = cho_factor(H, lower=True, check_finite=False)
+    except LinAlgError:
+        return np.linalg.lstsq(H, gradient.ravel(), rcond=1e-12)[0].reshape(k, p)
+    return cho_solve(factor, gradient.ravel(), check_finite=False).reshape(k, p)

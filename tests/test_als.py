@@ -100,6 +100,77 @@ def test_factor_objective_never_increases_over_sweeps(n_classes, rho):
     assert values[-1] < values[0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 25),
+    q=st.integers(1, 7),
+    d=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(1e-3, 1e3),
+)
+def test_balance_keeps_the_product_and_minimizes_the_ridge_term(n, q, d, seed, scale):
+    rng = np.random.default_rng(seed)
+    Y = scale * rng.standard_normal((n, d))
+    X = rng.standard_normal((q, d)) / scale
+    share = rng.uniform(0.0, 1.0, n)
+    share /= share.sum()
+    Xb = als.balance(Y, X, share)
+    assert Xb.shape == X.shape
+    # P = diag(w~)^1/2 Y X^T / sqrt(q): the balanced side is V S^1/2, so
+    # (Xb Xb^T / q)^2 = P^T P, which fixes the product up to a rotation.
+    P = np.sqrt(share)[:, None] * Y @ X.T / np.sqrt(q)
+    G = Xb @ Xb.T / q
+    np.testing.assert_allclose(G @ G, P.T @ P, atol=1e-9 * np.linalg.norm(P) ** 2)
+    # Its ridge share equals the other side's, and their sum, 2 tr(S), is the
+    # nuclear norm of P: never above the ridge term of the pair it came from.
+    nuclear = np.linalg.svd(P, compute_uv=False).sum()
+    assert np.trace(G) == pytest.approx(nuclear, rel=1e-9, abs=1e-12)
+    before = np.dot(share, np.sum(Y * Y, axis=1)) + np.sum(X * X) / q
+    assert 2 * nuclear <= before * (1 + 1e-12) + 1e-15
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_balancing_never_increases_the_factor_objective(n_classes):
+    problem = make_problem(n_classes=n_classes, labeled_fraction=0.7)
+    V, share = als.factor_weights(problem, 0.5)
+    X = als.initial_factors(problem.R, problem.row_weight, 3, np.random.default_rng(0))
+    values = []
+    for _ in range(10):
+        Y, X = als.factor_sweep(problem.R, V, share, X, 1e-3)
+        values.append(als.factor_objective(problem.R, V, share, X, Y, 1e-3))
+        X = als.balance(Y, X, share)
+        Y = ridge_solve(problem.R, V, X, 1e-3)
+        values.append(als.factor_objective(problem.R, V, share, X, Y, 1e-3))
+    assert np.all(np.diff(values) <= 1e-12 * np.abs(values[:-1]))
+
+
+def test_balancing_makes_small_ridge_converge_in_a_few_sweeps():
+    """Without balancing, lambda_reg = 1e-3 and latent_dim = q take > 100 sweeps here."""
+    problem = make_problem(n=300, m=6, n_classes=3)
+    V, share = als.factor_weights(problem, 0.5)
+    q = problem.R.shape[1]
+
+    def sweeps_to_settle(balanced):
+        X = als.initial_factors(problem.R, problem.row_weight, q, np.random.default_rng(0))
+        previous = np.inf
+        for sweep in range(1, 301):
+            Y, X = als.factor_sweep(problem.R, V, share, X, 1e-3)
+            if balanced:
+                X = als.balance(Y, X, share)
+                Y = ridge_solve(problem.R, V, X, 1e-3)
+            value = als.factor_objective(problem.R, V, share, X, Y, 1e-3)
+            if abs(previous - value) <= 1e-6 * value:
+                return sweep
+            previous = value
+        return sweep
+
+    assert sweeps_to_settle(balanced=True) <= 10
+    assert sweeps_to_settle(balanced=False) > 100
+    result = als.fit(problem, make_settings(latent_dim=q, lambda_reg=1e-3, max_iter=100, tol=1e-6),
+                     np.random.default_rng(0))
+    assert result.converged and result.n_iter <= 10
+
+
 def test_fold_in_of_training_rows_reproduces_their_representation():
     """The aggregator was trained on the fold-in of the training rows."""
     problem = make_problem(n_classes=3)

@@ -5,9 +5,11 @@ Each sweep makes two closed-form ridge updates, batched over all rows:
 1. instance step: every row's factors ``Y`` given the classifier factors ``X``;
 2. classifier step: every column's factors ``X`` given ``Y``;
 
-then computes the fold-in features of the labeled rows (exactly what predict
-computes for a new row) and trains the aggregator on them to convergence with
-L-BFGS, warm-started from the previous sweep.
+then balances the pair (below), computes the fold-in features of the labeled
+rows (exactly what predict computes for a new row) and updates the aggregator
+on them by two Newton steps from the previous sweep's weights. The sweeps stop
+when the relative change of the exact objective falls below ``tol``; the
+aggregator is then trained to convergence on the final features.
 
 The ALS approximation
 ---------------------
@@ -27,6 +29,16 @@ faithfully as ``rho`` decreases: that is how the labels shape the classifier
 factors. The aggregator's focal loss does not reach the factors; the torch
 backend minimizes the exact objective instead. ``L_fac`` never increases
 from one sweep to the next, since both steps minimize it exactly.
+
+Balancing
+---------
+``Y X^T`` is unchanged by ``Y -> Y A``, ``X -> X A^-T`` for any invertible
+``A``, while the ridge term is not. Plain ALS moves along this gauge only as
+fast as ``lambda_reg`` pulls, so with a small ``lambda_reg`` it needs hundreds
+of sweeps to settle where the ridge term is smallest (digits: 159 sweeps to a
+relative change of 1e-4). After every sweep :func:`balance` jumps there in
+closed form (by a QR and an SVD of small matrices), which leaves the data
+term as it is and can only lower the ridge term, so ``L_fac`` still never increases (digits: 3 sweeps).
 """
 
 import numpy as np
@@ -42,6 +54,9 @@ from .._aggregator import (
 from .._confidence import agreement_with_labels
 from .._objective import combine, reconstruction_loss
 from ._result import BackendResult, fold_in, ridge_solve
+
+# Newton steps the aggregator takes per sweep while the factors still move.
+_TRACKING_NEWTON_STEPS = 2
 
 
 def initial_factors(R, row_weight, latent_dim, rng):
@@ -95,6 +110,41 @@ def factor_sweep(R, V, row_share, X, lambda_reg):
     return Y, X
 
 
+def balance(Y, X, row_share):
+    """Classifier factors with the same product ``Y X^T`` and the smallest ridge term.
+
+    The ridge term of ``L_fac``, ``sum_i w~_i |y_i|^2 + |X|^2 / q``, is smallest
+    over all factor pairs with the product ``P = diag(w~)^1/2 Y X^T / sqrt(q)``
+    when both sides are ``U S^1/2`` and ``V S^1/2`` from the singular value
+    decomposition ``P = U S V^T``: it is then ``2 tr(S)``, a nuclear norm.
+    With ``diag(w~)^1/2 Y = Q R_Y`` (QR, only ``R_Y`` is needed),
+    ``P = Q (R_Y X^T / sqrt(q))``, so the small factor ``R_Y X^T / sqrt(q)``
+    gives ``S`` and ``V`` without squaring any condition number. Latent
+    dimensions the ridge has switched off (``S = 0``, or ``latent_dim`` above
+    the rank) come back as zero columns.
+
+    Only the classifier factors are returned: the next instance step solves
+    for ``Y`` exactly, which can only lower ``L_fac`` further.
+    """
+    q, d = X.shape
+    R_Y = np.linalg.qr(Y * np.sqrt(row_share)[:, None], mode="r")
+    _, S, Vt = np.linalg.svd(R_Y @ X.T / np.sqrt(q), full_matrices=False)
+    # Each singular vector's sign, fixed by its largest entry, so that equal
+    # products give equal factors (weighting rows or repeating them).
+    signs = np.sign(Vt[np.arange(len(S)), np.argmax(np.abs(Vt), axis=1)])
+    balanced = np.zeros((q, d))
+    rank = min(len(S), d)
+    balanced[:, :rank] = (Vt[:rank] * np.where(signs[:rank] == 0, 1.0, signs[:rank])[:, None]).T
+    balanced[:, :rank] *= np.sqrt(q * S[:rank])
+    return balanced
+
+
+def balanced_sweep(R, V, row_share, X, lambda_reg):
+    """One sweep as :func:`fit` runs it: :func:`factor_sweep`, then :func:`balance`."""
+    Y, X = factor_sweep(R, V, row_share, X, lambda_reg)
+    return balance(Y, X, row_share)
+
+
 def factor_objective(R, V, row_share, X, Y, lambda_reg):
     """``L_fac``, the surrogate that :func:`factor_sweep` never increases."""
     residual = R - Y @ X.T
@@ -118,16 +168,16 @@ def fit(problem, settings, rng):
     intercept = prior_intercept(y, s, problem.n_classes) if settings.aggregator == "weighted" else np.zeros(k)
 
     history = {"objective": [], "reconstruction": [], "supervised": []}
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, settings.max_iter + 1):
-        _, X = factor_sweep(R, V, row_share, X, lam)
+
+    def evaluate(X, coef, intercept, newton_steps):
+        """Fold-in, aggregator update and the exact objective terms at ``X``."""
         Y = fold_in(R, problem.C_free, X, lam, problem.confidence_scale)
         R_hat = Y @ X.T
         if settings.aggregator == "weighted":
             coef, intercept = fit_weighted(
                 features(R_hat[labeled], settings.aggregator_input), y, s, coef, intercept,
                 gamma=settings.focal_gamma, alpha=settings.aggregator_alpha,
+                newton_steps=newton_steps,
             )
         raw = aggregate(
             R_hat[labeled], settings.aggregator, coef, intercept, problem.n_classes,
@@ -135,23 +185,39 @@ def fit(problem, settings, rng):
         )
         supervised = supervised_loss(raw, y, s, settings.focal_gamma)
         reconstruction = reconstruction_loss(R, problem.C, Y, X, problem.row_weight, lam)
-        objective = combine(settings.rho, reconstruction, supervised)
+        terms = (combine(settings.rho, reconstruction, supervised), reconstruction, supervised)
+        return coef, intercept, terms
+
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, settings.max_iter + 1):
+        X = balanced_sweep(R, V, row_share, X, lam)
+        # The factors do not depend on the aggregator, which only has to track
+        # its moving optimum here (a few Newton steps from the last sweep's
+        # weights); it is solved to full precision once the factors settle.
+        coef, intercept, terms = evaluate(X, coef, intercept, _TRACKING_NEWTON_STEPS)
+        objective = terms[0]
         if not np.isfinite(objective):
             raise ValueError(
                 f"The objective became non-finite at ALS sweep {n_iter}. Check the base "
                 "estimators' probabilities, or increase lambda_reg / aggregator_alpha."
             )
         previous = history["objective"][-1] if history["objective"] else np.inf
-        for key, value in zip(history, (objective, reconstruction, supervised)):
+        for key, value in zip(history, terms):
             history[key].append(value)
         if settings.verbose:
             print(
                 f"[ALS] sweep {n_iter}: objective={objective:.6g} "
-                f"reconstruction={reconstruction:.6g} supervised={supervised:.6g}"
+                f"reconstruction={terms[1]:.6g} supervised={terms[2]:.6g}"
             )
         if abs(previous - objective) <= settings.tol * max(abs(objective), 1e-12):
             converged = True
             break
+    if settings.aggregator == "weighted":
+        # The history ends with the exact objective of the returned model.
+        coef, intercept, terms = evaluate(X, coef, intercept, None)
+        for key, value in zip(history, terms):
+            history[key][-1] = value
     return BackendResult(
         classifier_factors=X,
         coef=coef,
