@@ -20,7 +20,9 @@ combiners; reported fit and predict seconds include it.
 """
 
 import argparse
+import importlib
 import itertools
+import json
 import sys
 import time
 import warnings
@@ -34,11 +36,11 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
-from datasets import load as load_real  # noqa: E402
+import _common as C
+from datasets import load as load_real
 
-from skcfe import CFEnsembleClassifier, default_estimators  # noqa: E402
-from skcfe.datasets import make_imbalanced_classification, make_probability_matrix  # noqa: E402
+from skcfe import CFEnsembleClassifier, default_estimators
+from skcfe.datasets import make_imbalanced_classification, make_probability_matrix
 
 HERE = Path(__file__).resolve().parent
 TEST_SIZE = 0.3
@@ -55,13 +57,10 @@ TUNED_KEYS = ("latent_dim", "lambda_reg", "rho", "confidence", "aggregator_alpha
               "aggregator_input", "use_class_weights")
 
 # Chosen by `--tune` (cross-validation on training splits and the synthetic
-# tuning family; see benchmarks/README.md and results/tuning.md) and now
-# skcfe's defaults: latent_dim None is the tuning's "f1.0" (one factor per
-# column of R); aggregator_alpha is on the summed-loss scale (10 is ~2e-3 on
-# the mean loss the tuning used, at satimage's size); use_class_weights stays
-# True as design.md specifies (the tuning measured +0.002 +- 0.001 PR-AUC for
-# False). When they equal the package defaults, "skcfe recommended" is not
-# run separately.
+# tuning family; see benchmarks/README.md and results/tuning.md). skcfe's
+# defaults now match it except use_class_weights, which the tuning measured
+# +0.0020 (SE 0.0010) PR-AUC better as False; "skcfe recommended" passes it
+# explicitly. latent_dim None is one latent factor per column of R.
 RECOMMENDED = {
     "latent_dim": None,
     "lambda_reg": 1e-3,
@@ -69,7 +68,7 @@ RECOMMENDED = {
     "confidence": "certainty",
     "aggregator_alpha": 10.0,
     "aggregator_input": "logit",
-    "use_class_weights": True,
+    "use_class_weights": False,
 }
 
 
@@ -107,8 +106,8 @@ def skcfe_models(torch=False):
 
 def torch_available():
     try:
-        import skcfe.backends.torch  # noqa: F401
-    except Exception:
+        importlib.import_module("skcfe.backends.torch")
+    except (ImportError, OSError, RuntimeError):
         return False
     return True
 
@@ -226,10 +225,16 @@ def evaluate_split(base, seed, models, keep=False):
     if keep:
         extras["weights"]["LR on logit(R)"] = lr.coef_
 
+    defaults = CFEnsembleClassifier().get_params()
+    fitted = {}  # a configuration listed twice (e.g. a grid cell that is the default) fits once
     for label, params in models.items():
+        key = repr(sorted({**defaults, **params}.items()))
         try:
-            model, proba, fs, ps = fit_skcfe(base, params, seed)
-        except Exception as exc:  # a failing configuration is reported, not fatal
+            if key not in fitted:
+                fitted[key] = fit_skcfe(base, params, seed)
+            model, proba, fs, ps = fitted[key]
+        except (ValueError, ArithmeticError, RuntimeError) as exc:
+            # A failing configuration is reported in the table, not fatal.
             rows[label] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         record(label, proba, bf + fs, bp + ps)
@@ -351,14 +356,19 @@ def quality_markdown(results):
         "",
         f"Measured {C.machine_line(m)}.",
         "",
-        f"Seeds {s['seeds']} (stratified shuffled splits, {int(s['test_size'] * 100)}% test; "
-        f"base estimators `default_estimators(seed)`, cv={s['cv']}){flights}. Cells: median over seeds (IQR in parentheses). PR-AUC is "
-        "average precision (digits: macro one-vs-rest over 10 classes); ECE has "
-        f"{s['ece_bins']} equal-width bins on P(y=1) (digits: top label). Fit and predict "
-        "seconds include the base estimators' work (shared once per split).",
+        (
+            f"Seeds {s['seeds']} (stratified shuffled splits, {int(s['test_size'] * 100)}% test; "
+            f"base estimators `default_estimators(seed)`, cv={s['cv']}){flights}. Cells: median "
+            "over seeds (IQR in parentheses). PR-AUC is average precision (digits: macro "
+            f"one-vs-rest over 10 classes); ECE has {s['ece_bins']} equal-width bins on P(y=1) "
+            "(digits: top label). Fit and predict seconds include the base estimators' work "
+            "(shared once per split)."
+        ),
         "",
-        f"skcfe package defaults at run time: `{s['skcfe_package_defaults']}`; "
-        f"recommended (tuned by CV, passed explicitly): `{s['skcfe_recommended']}`.",
+        (
+            f"skcfe package defaults at run time: `{s['skcfe_package_defaults']}`; "
+            f"recommended (tuned by CV, passed explicitly): `{s['skcfe_recommended']}`."
+        ),
         "",
         "## PR-AUC, all data sets",
         "",
@@ -393,8 +403,45 @@ def quality_markdown(results):
             rows.append(row)
         lines.append(C.markdown_table(["model", *(C.METRIC_LABELS[k] for k in C.METRICS)], rows))
         lines.append("")
-    lines += ["## Where skcfe does not win", "", *verdicts(results), ""]
+    lines += [
+        "## Paired differences (same split, same base models)",
+        "",
+        (
+            "Median over seeds of skcfe minus the rival on the same split; in brackets the "
+            "seeds where skcfe is at least as good (PR-AUC: higher; Brier, ECE: lower)."
+        ),
+        "",
+        *paired_tables(results),
+        "## Where skcfe does not win (medians)",
+        "",
+        *verdicts(results),
+        "",
+    ]
     return "\n".join(lines)
+
+
+def paired_tables(results, candidates=("skcfe default", "skcfe recommended")):
+    """Markdown tables of per-seed differences between skcfe and the rivals."""
+    comparisons = [("pr_auc", "stacking (LR)"), ("pr_auc", "best single (inner CV)"),
+                   ("pr_auc", "LR on logit(R)"), ("brier", "stacking (LR)"),
+                   ("ece", "stacking (LR)")]
+    out = []
+    for cand in candidates:
+        rows = []
+        for name, d in results["datasets"].items():
+            runs = d["per_seed"].values()
+            if not all(cand in r and "error" not in r[cand] for r in runs):
+                continue
+            row = [name]
+            for metric, rival in comparisons:
+                diff = np.array([r[cand][metric] - r[rival][metric] for r in runs])
+                good = diff >= 0 if C.HIGHER_BETTER[metric] else diff <= 0
+                row.append(f"{np.median(diff):+.4f} [{int(good.sum())}/{len(diff)}]")
+            rows.append(row)
+        if rows:
+            header = ["data set", *(f"{C.METRIC_LABELS[m]} vs {r}" for m, r in comparisons)]
+            out += [f"**{cand}**", "", C.markdown_table(header, rows), ""]
+    return out
 
 
 def verdicts(results, candidates=("skcfe default", "skcfe recommended")):
@@ -531,7 +578,7 @@ def resolve(config, q):
     params = dict(config)
     latent = params.get("latent_dim")
     if isinstance(latent, str) and latent.startswith("f"):
-        params["latent_dim"] = max(1, int(round(float(latent[1:]) * q)))
+        params["latent_dim"] = max(1, round(float(latent[1:]) * q))
     return params
 
 
@@ -543,7 +590,7 @@ def score_config(config, problems, baseline):
             model = C.fit_on_matrix(Rt, yt, k, random_state=0, **resolve(config, Rt.shape[1]))
             proba = model.predict_proba(Rv)
             s = C.scores(yv, proba)
-        except Exception as exc:
+        except (ValueError, ArithmeticError, RuntimeError) as exc:
             s = {"error": str(exc)}
         out.append((group, name, s))
     return out
@@ -728,15 +775,19 @@ def tuning_markdown(payload, top=12):
     lines = [
         "# skcfe default tuning (cross-validation, never the test splits)",
         "",
-        f"Measured {C.machine_line(payload['machine'])}. {payload['n_problems']} problems; "
-        "dPR-AUC is skcfe minus StackingClassifier (LR) on the same rows, averaged within each "
-        "group, then over groups. latent_dim 'fX' is a fraction X of the matrix's columns; "
-        "None (skcfe's default) and f1.0 are as many factors as columns.",
+        (
+            f"Measured {C.machine_line(payload['machine'])}. {payload['n_problems']} problems; "
+            "dPR-AUC is skcfe minus StackingClassifier (LR) on the same rows, averaged within "
+            "each group, then over groups. latent_dim 'fX' is a fraction X of the matrix's "
+            "columns; None (skcfe's default) and f1.0 are as many factors as columns."
+        ),
         "",
         f"Chosen: `{payload['chosen']}`",
         "",
-        "Stage decisions (a candidate replaces the incumbent only when its paired gain exceeds "
-        f"{SWITCH_SE:g} standard errors):",
+        (
+            "Stage decisions (a candidate replaces the incumbent only when its paired gain "
+            f"exceeds {SWITCH_SE:g} standard errors):"
+        ),
         "",
         C.markdown_table(["stage", "best candidate (changes)", "paired gain", "SE", "switched",
                           "changes reverted as noise"], [
@@ -781,6 +832,8 @@ def main(argv=None):
     mode.add_argument("--tune", action="store_true", help="choose defaults by CV (no test splits)")
     mode.add_argument("--check", action="store_true",
                       help="verify the cached shortcuts against StackingClassifier and skcfe")
+    mode.add_argument("--report", metavar="JSON",
+                      help="rewrite the markdown report of an earlier run's quality JSON")
     parser.add_argument("--tune-real-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     log = C.Progress()
@@ -788,6 +841,13 @@ def main(argv=None):
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
         if args.check:
             return run_check(args, log)
+        if args.report:
+            with open(args.report) as fh:
+                results = json.load(fh)
+            report = quality_markdown(results)
+            Path(args.report).with_suffix(".md").write_text(report)
+            print(report)
+            return results
         if args.tune:
             return run_tune(args, log)
         return run_quality(args, log)

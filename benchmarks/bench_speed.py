@@ -8,8 +8,8 @@ Quick (n up to 1e5, fewer repeats)::
 
     python benchmarks/bench_speed.py --quick
 
-(a) One ALS sweep (``skcfe.backends.als.factor_sweep``: the instance step,
-then the classifier step) on a synthetic problem, side by side in the same
+(a) One ALS sweep (``skcfe.backends.als.balanced_sweep``: the instance step,
+the classifier step, then balancing) on a synthetic problem, side by side in the same
 process, with the same numpy and the same threads, with its floor: the bare
 work of both steps, i.e. for each step the Gram matrices by one matrix product
 ``V @ (F outer F)``, the right-hand sides ``(V * R) @ F`` and one batched
@@ -26,6 +26,7 @@ import sys
 import time
 import tracemalloc
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +38,18 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
-from datasets import load as load_real  # noqa: E402
+import _common as C
+from datasets import load as load_real
 
-from skcfe import CFEnsembleClassifier, default_estimators  # noqa: E402
-from skcfe._confidence import certainty, label_targets  # noqa: E402
-from skcfe.backends import Problem, als  # noqa: E402
+from skcfe import CFEnsembleClassifier, default_estimators
+from skcfe._confidence import certainty, label_targets
+from skcfe.backends import Problem, als
 
 HERE = Path(__file__).resolve().parent
-# Workspace bound of the floor: far larger than skcfe's own (32 MiB), so the
-# floor is one or a few BLAS calls per step; it only bounds memory at n = 1e6.
-FLOOR_WORKSPACE = 1 << 25
+# Workspace bounds (float64 entries) tried for the floor; the floor of a cell
+# is the fastest of them, so it is the best this bare approach does on this
+# machine (too small: per-call overhead; too large: memory bandwidth).
+FLOOR_WORKSPACES = (1 << 20, 1 << 22, 1 << 24)
 LAMBDA = 0.1
 
 
@@ -63,25 +65,38 @@ def make_problem(n, q, seed=0):
                    labeled=np.ones(n, dtype=bool), row_weight=w, sample_weight=w, n_classes=2)
 
 
-def floor_step(R, V, F, reg):
-    """Bare batched ridge: Gram by one matmul, right-hand sides, one batched solve."""
+def floor_step(R, V, F, reg, workspace):
+    """Bare batched ridge: Gram by matmul with ``F outer F``, right-hand sides, batched solve.
+
+    Rows (and, when ``F outer F`` itself exceeds the workspace, observations)
+    go in chunks of about ``workspace`` entries.
+    """
     n_rows, n_obs = R.shape
     d = F.shape[1]
-    outer = (F[:, :, None] * F[:, None, :]).reshape(n_obs, d * d)
-    chunk = max(1, FLOOR_WORKSPACE // (d * d))
+    d2 = d * d
+    obs_chunk = max(1, min(n_obs, workspace // d2))
+    row_chunk = max(1, min(n_rows, workspace // max(d2, n_obs)))
+    outer = (F[:, :, None] * F[:, None, :]).reshape(n_obs, d2) if obs_chunk == n_obs else None
     Z = np.empty((n_rows, d))
-    for start in range(0, n_rows, chunk):
-        rows = slice(start, min(start + chunk, n_rows))
-        G = (V[rows] @ outer).reshape(-1, d, d)
-        G += reg * np.eye(d)
-        Z[rows] = np.linalg.solve(G, ((V[rows] * R[rows]) @ F)[:, :, None])[:, :, 0]
+    ridge = reg * np.eye(d)
+    for start in range(0, n_rows, row_chunk):
+        rows = slice(start, min(start + row_chunk, n_rows))
+        if outer is not None:
+            G = V[rows] @ outer
+        else:
+            G = np.zeros((rows.stop - rows.start, d2))
+            for o in range(0, n_obs, obs_chunk):
+                obs = slice(o, min(o + obs_chunk, n_obs))
+                G += V[rows, obs] @ (F[obs, :, None] * F[obs, None, :]).reshape(-1, d2)
+        b = (V[rows] * R[rows]) @ F
+        Z[rows] = np.linalg.solve(G.reshape(-1, d, d) + ridge, b[:, :, None])[:, :, 0]
     return Z
 
 
-def floor_sweep(R, V, RT, VT, X, Y, reg):
+def floor_sweep(R, V, RT, VT, X, Y, reg, workspace):
     """The floor of one sweep: both steps' bare work (transposes prepared beforehand)."""
-    floor_step(R, V, X, reg)
-    floor_step(RT, VT, Y, reg)
+    floor_step(R, V, X, reg, workspace)
+    floor_step(RT, VT, Y, reg, workspace)
 
 
 def time_call(fn, repeats):
@@ -102,6 +117,48 @@ def peak_mib(fn):
     return peak / 2**20
 
 
+def repeat(fn, k):
+    """``fn`` called ``k`` times: a batch long enough to time."""
+
+    def batch():
+        for _ in range(k):
+            fn()
+
+    return batch
+
+
+def time_cell(R, V, share, RT, VT, d, reps, rng):
+    """Median seconds and peak memory of one sweep and of its floor at latent dimension d."""
+    n, q = R.shape
+    X0 = rng.standard_normal((q, d))
+    Y0 = rng.standard_normal((n, d))
+    sweep = partial(als.balanced_sweep, R, V, share, X0, LAMBDA)
+    floors = {w: partial(floor_sweep, R, V, RT, VT, X0, Y0, LAMBDA, w) for w in FLOOR_WORKSPACES}
+    # Warm up, then time batches of k calls (k makes a batch last at least
+    # ~50 ms, so small cells are not timer noise), interleaving sweep and
+    # floors so that all of them see the same machine state.
+    start = time.perf_counter()
+    sweep()
+    k = max(1, int(np.ceil(0.05 / max(time.perf_counter() - start, 1e-6))))
+    for floor in floors.values():
+        floor()
+    t_sweep, t_floor = [], {w: [] for w in floors}
+    for _ in range(reps):
+        t_sweep.append(time_call(repeat(sweep, k), 1)[0] / k)
+        for w, floor in floors.items():
+            t_floor[w].append(time_call(repeat(floor, k), 1)[0] / k)
+    ms = float(np.median(t_sweep))
+    best = min(t_floor, key=lambda w: np.median(t_floor[w]))
+    mf = float(np.median(t_floor[best]))
+    return {
+        "n": n, "q": q, "d": d, "sweep_s": ms, "floor_s": mf, "ratio": ms / mf,
+        "floor_workspace": best,
+        "floor_s_by_workspace": {str(w): float(np.median(t)) for w, t in t_floor.items()},
+        "sweep_peak_mib": peak_mib(sweep), "floor_peak_mib": peak_mib(floors[best]),
+        "input_mib": (R.nbytes + V.nbytes) / 2**20, "repeats": reps,
+    }
+
+
 def sweep_rows(sizes, qs, ds, repeats, log):
     rows = []
     for n in sizes:
@@ -110,64 +167,50 @@ def sweep_rows(sizes, qs, ds, repeats, log):
             V, share = als.factor_weights(problem, 0.5)
             R = problem.R
             del problem
-            rng = np.random.default_rng(1)
             # The classifier step's weights, laid out as factor_sweep builds them.
             VT = np.ascontiguousarray((q * share[:, None] * V).T)
             RT = np.ascontiguousarray(R.T)
+            rng = np.random.default_rng(1)
+            reps = repeats if n < 1_000_000 else max(2, repeats // 2)
             for d in ds:
-                X0 = rng.standard_normal((q, d))
-                Y0 = rng.standard_normal((n, d))
-                reps = repeats if n < 1_000_000 else max(2, repeats // 2)
-                sweep = lambda: als.factor_sweep(R, V, share, X0, LAMBDA)  # noqa: E731
-                floor = lambda: floor_sweep(R, V, RT, VT, X0, Y0, LAMBDA)  # noqa: E731
-                # Warm up, then time batches of k calls (k makes a batch last at
-                # least ~50 ms, so small cells are not timer noise), interleaving
-                # sweep and floor so both see the same machine state.
-                start = time.perf_counter()
-                sweep()
-                floor()
-                k = max(1, int(np.ceil(0.05 / max(time.perf_counter() - start, 1e-6))))
-                t_sweep, t_floor = [], []
-                for _ in range(reps):
-                    t_sweep.append(time_call(lambda: [sweep() for _ in range(k)], 1)[0] / k)
-                    t_floor.append(time_call(lambda: [floor() for _ in range(k)], 1)[0] / k)
-                ms, mf = float(np.median(t_sweep)), float(np.median(t_floor))
-                row = {
-                    "n": n, "q": q, "d": d, "sweep_s": ms, "floor_s": mf, "ratio": ms / mf,
-                    "sweep_peak_mib": peak_mib(sweep), "floor_peak_mib": peak_mib(floor),
-                    "input_mib": (R.nbytes + V.nbytes) / 2**20, "repeats": reps,
-                }
+                row = time_cell(R, V, share, RT, VT, d, reps, rng)
                 rows.append(row)
-                log(f"n={n:>8} q={q:>3} d={d:>3}: sweep {ms:.4f}s floor {mf:.4f}s "
-                    f"ratio {ms / mf:.2f}  peak sweep {row['sweep_peak_mib']:.0f} MiB, floor "
-                    f"{row['floor_peak_mib']:.0f} MiB (R+V {row['input_mib']:.0f} MiB)")
-            del R, V, VT, RT
+                log(f"n={n:>8} q={q:>3} d={d:>3}: sweep {row['sweep_s']:.4f}s floor "
+                    f"{row['floor_s']:.4f}s ratio {row['ratio']:.2f}  peak sweep "
+                    f"{row['sweep_peak_mib']:.0f} MiB, floor {row['floor_peak_mib']:.0f} MiB "
+                    f"(R+V {row['input_mib']:.0f} MiB)")
     return rows
 
 
 def profile_sweep(n, q, d, repeats=5):
-    """Time each part of factor_sweep, to explain a ratio above target."""
+    """Time each part of a balanced sweep, to explain a ratio above target."""
     problem = make_problem(n, q)
     V, share = als.factor_weights(problem, 0.5)
     R = problem.R
     X = np.random.default_rng(1).standard_normal((q, d))
     parts = {}
 
-    def clock(name, fn):
+    def clock(name, fn, *args):
         start = time.perf_counter()
-        out = fn()
+        out = fn(*args)
         parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
         return out
 
+    def outer_of(F):
+        return (F[:, :, None] * F[:, None, :]).reshape(len(F), -1)
+
+    def solve(G, b):
+        return np.linalg.solve(G.reshape(n, d, d) + LAMBDA * np.eye(d), b[:, :, None])[:, :, 0]
+
     for _ in range(repeats):
-        outer = clock("step 1: outer(F)", lambda: (X[:, :, None] * X[:, None, :]).reshape(q, d * d))
-        G = clock("step 1: Gram matmul", lambda: V @ outer)
-        b = clock("step 1: rhs (V*R)@F", lambda: (V * R) @ X)
-        Y = clock("step 1: batched solve", lambda: np.linalg.solve(
-            G.reshape(n, d, d) + LAMBDA * np.eye(d), b[:, :, None])[:, :, 0])
-        XV = clock("step 2: weights transpose", lambda: (q * share[:, None] * V).T)
-        clock("step 2: ridge_solve (chunked)", lambda: als.ridge_solve(R.T, XV, Y, LAMBDA))
-        clock("whole sweep", lambda: als.factor_sweep(R, V, share, X, LAMBDA))
+        outer = clock("step 1: outer(F)", outer_of, X)
+        G = clock("step 1: Gram matmul", np.matmul, V, outer)
+        b = clock("step 1: rhs (V*R)@F", np.matmul, V * R, X)
+        Y = clock("step 1: batched solve", solve, G, b)
+        XV = clock("step 2: weights transpose", np.transpose, q * share[:, None] * V)
+        X2 = clock("step 2: ridge_solve (chunked)", als.ridge_solve, R.T, XV, Y, LAMBDA)
+        clock("balance", als.balance, Y, X2, share)
+        clock("whole sweep", als.balanced_sweep, R, V, share, X, LAMBDA)
     return {k: v / repeats for k, v in parts.items()}
 
 
@@ -211,11 +254,15 @@ def markdown(payload):
         "",
         "## (a) One ALS sweep against the batched-solve floor",
         "",
-        "Sweep: `skcfe.backends.als.factor_sweep` (instance step + classifier step). Floor: for "
-        "both steps, the Gram matrices by one matmul `V @ (F outer F)`, the right-hand sides "
-        "`(V * R) @ F` and one `np.linalg.solve` of the stacked d x d systems (same process, "
-        "same numpy, same threads, interleaved runs). Median seconds; peak memory by "
-        "tracemalloc, beyond the inputs R and V.",
+        (
+            "Sweep: `skcfe.backends.als.balanced_sweep` (instance step + classifier step + "
+            "balancing). Floor: "
+            "for both steps, the Gram matrices by matmul `V @ (F outer F)`, the right-hand sides "
+            "`(V * R) @ F` and `np.linalg.solve` of the stacked d x d systems, in row chunks of "
+            "2^20, 2^22 or 2^24 entries, the fastest of the three per cell (same process, same "
+            "numpy, same threads, interleaved runs). Median seconds; peak memory by "
+            "tracemalloc, beyond the inputs R and V."
+        ),
         "",
     ]
     rows = [[f"{r['n']:.0e}", r["q"], r["d"], f"{r['sweep_s']:.4g}", f"{r['floor_s']:.4g}",
@@ -226,8 +273,9 @@ def markdown(payload):
         ["n", "q", "d", "sweep s", "floor s", "ratio", "sweep peak MiB", "floor peak MiB",
          "R+V MiB"], rows))
     ratios = [r["ratio"] for r in payload["sweep"]]
-    lines += ["", f"Ratio sweep / floor: median {np.median(ratios):.2f}, max {max(ratios):.2f}; "
-              f"{sum(r <= 1.5 for r in ratios)} of {len(ratios)} cells within the 1.5 target.", ""]
+    summary = (f"Ratio sweep / floor: median {np.median(ratios):.2f}, max {max(ratios):.2f}; "
+               f"{sum(r <= 1.5 for r in ratios)} of {len(ratios)} cells within the 1.5 target.")
+    lines += ["", summary, ""]
     if payload.get("profile"):
         p = payload["profile"]
         lines += [f"Profile of one sweep at n={p['n']}, q={p['q']}, d={p['d']} (seconds):", ""]

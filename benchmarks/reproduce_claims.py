@@ -41,10 +41,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
-from skcfe import focal_loss_gradient  # noqa: E402
-from skcfe.datasets import make_probability_matrix  # noqa: E402
+from skcfe import focal_loss_gradient
+from skcfe.datasets import make_probability_matrix
 
 HERE = Path(__file__).resolve().parent
 N_TRAIN, N_TEST, N_CLASSIFIERS, POSITIVE_RATE = 500, 2000, 10, 0.1
@@ -118,12 +118,15 @@ def markdown(payload):
         "",
         f"Measured {C.machine_line(payload['machine'])}.",
         "",
-        f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} classifiers, "
-        f"{N_TRAIN} training rows, {N_TEST} held-out rows of the same draw; "
-        f"{len(payload['seeds'])} seeds, held-out PR-AUC median (IQR). skcfe parameters: "
-        f"`{payload['params'] or 'package defaults'}`. Weak aggregator: {', '.join(map(str, WEAK_STEPS))} plain "
-        f"gradient steps (step size {WEAK_LR}) of a logistic model on skcfe's reconstructed matrix from a zero "
-        "start, with the cell's loss.",
+        (
+            f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} "
+            f"classifiers, {N_TRAIN} training rows, {N_TEST} held-out rows of the same draw; "
+            f"{len(payload['seeds'])} seeds, held-out PR-AUC median (IQR). skcfe parameters: "
+            f"`{payload['params'] or 'package defaults'}`. Weak aggregator: "
+            f"{', '.join(map(str, WEAK_STEPS))} plain gradient steps (step size {WEAK_LR}) of a "
+            "logistic model on skcfe's reconstructed matrix from a zero start, with the cell's "
+            "loss."
+        ),
         "",
     ]
     rows = []

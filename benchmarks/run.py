@@ -28,8 +28,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
-import bench_quality as Q  # noqa: E402
+import _common as C
+import bench_quality as Q
 
 HERE = Path(__file__).resolve().parent
 
