@@ -65,16 +65,28 @@ def test_ridge_solve_matches_per_row_solves(n, q, d, reg, seed):
     rng = np.random.default_rng(seed)
     R, V, F = rng.uniform(size=(n, q)), rng.uniform(size=(n, q)), rng.standard_normal((q, d))
     np.testing.assert_allclose(ridge_solve(R, V, F, reg), _loop_ridge(R, V, F, reg), rtol=1e-8, atol=1e-10)
+    # A weight per observation is the same as multiplying V's columns by it.
+    w = rng.uniform(0.0, 3.0, q)
+    np.testing.assert_allclose(
+        ridge_solve(R, V, F, reg, obs_weight=w), _loop_ridge(R, V * w, F, reg), rtol=1e-8, atol=1e-10
+    )
 
 
-def test_ridge_solve_chunks_both_dimensions(monkeypatch):
+# With d = 3 and a 50 x 40 problem (or its transpose), these workspaces give:
+# one chunk; row chunks sharing every outer product; (transposed) one row chunk
+# over observation chunks, each outer product built once; both chunked.
+@pytest.mark.parametrize("workspace", [10_000, 500, 400, 30])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_ridge_solve_chunks_both_dimensions(monkeypatch, workspace, transposed):
     rng = np.random.default_rng(0)
-    R, V, F = rng.uniform(size=(50, 40)), rng.uniform(size=(50, 40)), rng.standard_normal((40, 3))
-    expected = _loop_ridge(R, V, F, 0.5)
-    # A workspace of 30 entries forces several row chunks and observation chunks.
-    monkeypatch.setattr(_result, "_WORKSPACE_ENTRIES", 30)
-    np.testing.assert_allclose(ridge_solve(R, V, F, 0.5), expected, rtol=1e-10)
-    np.testing.assert_allclose(ridge_solve(R.T, V.T, rng.standard_normal((50, 3)), 0.5).shape, (40, 3))
+    R, V = rng.uniform(size=(50, 40)), rng.uniform(size=(50, 40))
+    if transposed:  # the classifier step's in-place views: few rows, many observations
+        R, V = R.T, V.T
+    F = rng.standard_normal((R.shape[1], 3))
+    w = rng.uniform(0.5, 2.0, R.shape[1])
+    expected = _loop_ridge(R, V * w, F, 0.5)
+    monkeypatch.setattr(_result, "_WORKSPACE_ENTRIES", workspace)
+    np.testing.assert_allclose(ridge_solve(R, V, F, 0.5, obs_weight=w), expected, rtol=1e-10)
 
 
 def test_singular_system_is_explained():

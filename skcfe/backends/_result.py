@@ -36,22 +36,29 @@ class BackendResult:
     history: dict = field(default_factory=dict)
 
 
-def ridge_solve(R, V, F, reg):
+def ridge_solve(R, V, F, reg, obs_weight=None):
     """Solve one weighted ridge regression per row of ``R``, all rows batched.
 
-    Row ``a`` gets ``z_a = (F^T diag(V_a) F + reg I)^-1 F^T (V_a * R_a)``. The
-    Gram matrices come from one matrix product ``V @ (F outer F)``, so the
-    cost is BLAS-3 bound; both dimensions are processed in chunks that fit a
-    fixed workspace.
+    Row ``a`` gets ``z_a = (F^T diag(w V_a) F + reg I)^-1 F^T (w V_a R_a)``,
+    with ``w`` the per-observation ``obs_weight`` (ones by default). The Gram
+    matrices come from matrix products ``V @ (F outer F)``, so the cost is
+    BLAS-3 bound. Rows go in chunks whose Gram matrices fit a fixed workspace,
+    and within a chunk observations go in chunks whose outer products and
+    ``V * R`` products fit it too; with a single row chunk (few rows, as in
+    the classifier step) every observation's outer product is built once.
 
     Parameters
     ----------
     R, V : ndarray of shape (n_rows, n_obs)
-        Targets and their non-negative weights.
+        Targets and their non-negative weights (views such as transposes are
+        read in place).
     F : ndarray of shape (n_obs, d)
         Fixed factors of the other side.
     reg : float
         Ridge penalty (> 0 keeps every system positive definite).
+    obs_weight : ndarray of shape (n_obs,), default=None
+        A weight per observation multiplying ``V``, without forming the
+        weighted matrix.
 
     Returns
     -------
@@ -61,26 +68,29 @@ def ridge_solve(R, V, F, reg):
     d = F.shape[1]
     d2 = d * d
     row_chunk = max(1, min(n_rows, _WORKSPACE_ENTRIES // max(d2, n_obs)))
-    obs_chunk = max(1, min(n_obs, _WORKSPACE_ENTRIES // d2))
-    gram = np.empty((row_chunk, d2))
-    rhs = np.empty((row_chunk, d))
-    outer = None if obs_chunk < n_obs else (F[:, :, None] * F[:, None, :]).reshape(n_obs, d2)
+    if row_chunk < n_rows and n_obs * d2 > _WORKSPACE_ENTRIES:
+        # Many rows and many observations: the Gram workspace alone sets the
+        # row chunk, and observations are chunked below.
+        row_chunk = max(1, min(n_rows, _WORKSPACE_ENTRIES // d2))
+    obs_chunk = max(1, min(n_obs, _WORKSPACE_ENTRIES // max(d2, row_chunk)))
+    weighted = F if obs_weight is None else F * obs_weight[:, None]
+
+    def outer(obs):
+        return (weighted[obs, :, None] * F[obs, None, :]).reshape(-1, d2)
+
+    whole = outer(slice(0, n_obs)) if obs_chunk == n_obs else None
     ridge = reg * np.eye(d)
     Z = np.empty((n_rows, d))
     for start in range(0, n_rows, row_chunk):
         rows = slice(start, min(start + row_chunk, n_rows))
-        m = rows.stop - rows.start
-        G, b = gram[:m], rhs[:m]
-        if outer is not None:
-            np.matmul(V[rows], outer, out=G)
-        else:
-            G.fill(0.0)
-            for o in range(0, n_obs, obs_chunk):
-                obs = slice(o, min(o + obs_chunk, n_obs))
-                block = (F[obs, :, None] * F[obs, None, :]).reshape(-1, d2)
-                G += V[rows, obs] @ block
-        np.matmul(V[rows] * R[rows], F, out=b)
-        A = G.reshape(m, d, d) + ridge
+        G = np.zeros((rows.stop - rows.start, d2))
+        b = np.zeros((rows.stop - rows.start, d))
+        for o in range(0, n_obs, obs_chunk):
+            obs = slice(o, min(o + obs_chunk, n_obs))
+            Vb = V[rows, obs]
+            G += Vb @ (whole if whole is not None else outer(obs))
+            b += (Vb * R[rows, obs]) @ weighted[obs]
+        A = G.reshape(-1, d, d) + ridge
         try:
             Z[rows] = np.linalg.solve(A, b[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError as exc:

@@ -105,8 +105,9 @@ def factor_weights(problem, rho):
 def factor_sweep(R, V, row_share, X, lambda_reg):
     """One ALS sweep: the instance step, then the classifier step."""
     Y = ridge_solve(R, V, X, lambda_reg)
-    XV = (R.shape[1] * row_share[:, None] * V).T
-    X = ridge_solve(R.T, XV, Y, lambda_reg)
+    # The classifier step reads R and V transposed in place; the rows' shares
+    # weigh its observations (no weighted copy of V).
+    X = ridge_solve(R.T, V.T, Y, lambda_reg, obs_weight=R.shape[1] * row_share)
     return Y, X
 
 
