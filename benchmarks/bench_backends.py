@@ -4,9 +4,10 @@ Run: python benchmarks/bench_backends.py [--quick] [--threads N] [--repeats N]
 
 Every backend gets the same Problem (probability matrix R of the training
 rows, the estimator's 'certainty' confidence, balanced class weights), the
-same settings (latent_dim=4, rho=0.5, lambda_reg=0.1, focal_gamma=2,
-aggregator_alpha=1e-3, max_iter=100, tol=1e-4: the estimator's defaults with
-the focal loss on) and the same seed, and is scored on:
+same settings (CFEnsembleClassifier's defaults, read from it at run time,
+with the focal loss on: focal_gamma=2; latent_dim=None becomes the number of
+columns and aggregator_alpha is divided by the training rows, as the estimator
+does) and the same seed, and is scored on:
 
 * objective: the exact CF-Ensemble objective (``skcfe._objective``) at the
   returned parameters, as the history reports it, and "trained", the same plus
@@ -42,6 +43,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
+from skcfe import CFEnsembleClassifier
 from skcfe._aggregator import aggregate, raw_to_proba
 from skcfe._confidence import apply_confidence, fit_confidence, label_targets
 from skcfe.backends import Problem, Settings, als, fold_in
@@ -131,7 +133,7 @@ def problems(quick):
 
 def backends(n_train):
     """(label, module, extra settings) for every backend and solver compared."""
-    rows = [("ALS", als, {"tol": 1e-4})]
+    rows = [("ALS", als, {})]
     if torch_backend is None:
         return rows
     rows.append(("torch L-BFGS (cpu)", torch_backend, {"device": "cpu"}))
@@ -151,18 +153,29 @@ def backends(n_train):
     return rows
 
 
-def make_settings(extra):
+def make_settings(extra, n_train, n_columns):
+    """The estimator's default settings with focal_gamma=2, as the estimator passes them."""
     extra = dict(extra)
+    defaults = CFEnsembleClassifier().get_params()
     return Settings(
-        latent_dim=4,
-        rho=0.5,
-        lambda_reg=0.1,
+        latent_dim=defaults["latent_dim"] or n_columns,
+        rho=defaults["rho"],
+        lambda_reg=defaults["lambda_reg"],
         focal_gamma=2.0,
-        aggregator="weighted",
-        aggregator_alpha=1e-3,
-        max_iter=extra.pop("max_iter", 100),
-        tol=extra.pop("tol", 1e-4),
-        extra={"learning_rate": 0.05, "device": "cpu", **extra},
+        aggregator=defaults["aggregator"],
+        aggregator_alpha=defaults["aggregator_alpha"] / n_train,
+        aggregator_input=defaults["aggregator_input"],
+        max_iter=extra.pop("max_iter", defaults["max_iter"]),
+        tol=extra.pop("tol", defaults["tol"]),
+        extra={"learning_rate": defaults["learning_rate"], "device": "cpu", **extra},
+    )
+
+
+def settings_line():
+    p = CFEnsembleClassifier().get_params()
+    keys = ("latent_dim", "rho", "lambda_reg", "aggregator_alpha", "aggregator_input", "max_iter", "tol")
+    return ", ".join(f"{k}={p[k]}" for k in keys) + (
+        ", focal_gamma=2, certainty confidence, balanced class weights"
     )
 
 
@@ -180,7 +193,8 @@ def predict(result, settings, problem, state, R):
     """The numpy path of predict_proba (without the posterior correction, rank-neutral)."""
     X = result.classifier_factors
     Y = fold_in(R, apply_confidence(state, R), X, settings.lambda_reg, problem.confidence_scale)
-    raw = aggregate(Y @ X.T, settings.aggregator, result.coef, result.intercept, problem.n_classes)
+    raw = aggregate(Y @ X.T, settings.aggregator, result.coef, result.intercept, problem.n_classes,
+                    settings.aggregator_input)
     return raw_to_proba(raw)
 
 
@@ -332,7 +346,7 @@ def run(args, repeats):
             ),
         }
         for label, module, extra in backends(n_train):
-            settings = make_settings(extra)
+            settings = make_settings(extra, n_train, R_train.shape[1])
             r = run_backend(module, settings, problem, state, R_test, y_test, repeats)
             entry["backends"][label] = r
             print(
@@ -360,8 +374,7 @@ def run(args, repeats):
         "quick": args.quick,
         "repeats": repeats,
         "data": source,
-        "settings": "latent_dim=4, rho=0.5, lambda_reg=0.1, focal_gamma=2, aggregator_alpha=1e-3, "
-        "max_iter=100, tol=1e-4, certainty confidence, balanced class weights",
+        "settings": settings_line(),
         "seconds": elapsed,
     }
     header = (
