@@ -22,6 +22,7 @@ time beyond the base models' cross-validation and refit (target < 20%).
 """
 
 import argparse
+import json
 import sys
 import time
 import tracemalloc
@@ -296,6 +297,44 @@ def markdown(payload):
     return "\n".join(lines)
 
 
+def plot(payload, path):
+    """Sweep and floor seconds against n per (q, d), the ratios, and end-to-end fit times."""
+    plt = C._pyplot()
+    panels = 3 if payload.get("end_to_end") else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8))
+    cells = sorted({(r["q"], r["d"]) for r in payload["sweep"]})
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    for color, (q, d) in zip(colors, cells):
+        rows = sorted((r for r in payload["sweep"] if (r["q"], r["d"]) == (q, d)), key=lambda r: r["n"])
+        n = [r["n"] for r in rows]
+        axes[0].plot(n, [r["sweep_s"] for r in rows], "o-", color=color, label=f"q={q}, d={d}")
+        axes[0].plot(n, [r["floor_s"] for r in rows], "x--", color=color)
+        axes[1].plot(n, [r["ratio"] for r in rows], "o-", color=color, label=f"q={q}, d={d}")
+    axes[0].set(xscale="log", yscale="log", xlabel="n (rows)", ylabel="seconds (median)",
+                title="one ALS sweep (solid) and its floor (dashed)")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(1.5, color="red", lw=1, ls=":", label="target 1.5")
+    axes[1].axhline(1.0, color="grey", lw=0.8)
+    axes[1].set(xscale="log", xlabel="n (rows)", ylabel="sweep / floor", title="ratio (lower is better)")
+    axes[1].legend(fontsize=7)
+    if panels == 3:
+        labels = ["StackingClassifier", "skcfe default", "skcfe recommended"]
+        data = payload["end_to_end"]
+        width = 0.8 / (len(labels) + 1)
+        x = np.arange(len(data))
+        axes[2].bar(x, [e["base models: cross_val_predict + refit"] for e in data], width,
+                    label="base models alone", color="grey")
+        for j, label in enumerate(labels, start=1):
+            axes[2].bar(x + j * width, [e[label] for e in data], width, label=label)
+        axes[2].set_xticks(x + 0.4 - width / 2)
+        axes[2].set_xticklabels([f"{e['dataset']} ({e['n_classes']} classes)" for e in data])
+        axes[2].set(ylabel="fit seconds (median)", title="end-to-end fit, same estimators and cv")
+        axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n up to 1e5, 3 repeats")
@@ -304,7 +343,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, help="timed runs per cell (default 5, quick 3)")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    parser.add_argument("--report", metavar="JSON",
+                        help="rewrite the markdown report and plot of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.report:
+        payload = json.loads(Path(args.report).read_text())
+        Path(args.report).with_suffix(".md").write_text(markdown(payload))
+        plot(payload, Path(args.report).with_suffix(".png"))
+        return payload
     sizes = args.sizes or ([1_000, 10_000, 100_000] if args.quick
                            else [1_000, 10_000, 100_000, 1_000_000])
     repeats = args.repeats or (3 if args.quick else 5)
@@ -327,6 +373,7 @@ def main(argv=None):
     C.write_json(out / f"speed{suffix}.json", payload)
     report = markdown(payload)
     (out / f"speed{suffix}.md").write_text(report)
+    plot(payload, out / f"speed{suffix}.png")
     print(report)
 
 
