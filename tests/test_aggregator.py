@@ -1,0 +1,121 @@
+"""The aggregator's solver: optimality, warm starts, the tracking mode and the Newton step."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skcfe._aggregator import _newton_direction, features, fit_weighted, prior_intercept
+from skcfe._losses import _focal_terms
+from skcfe.backends import als, fold_in
+
+from .test_als import make_problem, make_settings
+
+
+def make_data(n_classes, seed, n=120, q=6):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    y[:n_classes] = np.arange(n_classes)
+    F = rng.standard_normal((n, q)) + 0.8 * (y[:, None] == np.arange(q) % n_classes)
+    w = rng.uniform(0.2, 3.0, n)
+    return F, y, w
+
+
+def start(F, y, w, n_classes):
+    k = 1 if n_classes == 2 else n_classes
+    return np.zeros((k, F.shape[1])), prior_intercept(y, w, n_classes)
+
+
+def objective_and_gradient(F, y, w, coef, intercept, gamma, alpha):
+    """The objective fit_weighted minimizes, and its gradient in (coef, intercept)."""
+    weights = w / w.sum()
+    raw = F @ coef.T + intercept
+    raw = raw[:, 0] if coef.shape[0] == 1 else raw
+    loss, grad = _focal_terms(y, raw, gamma)
+    g = grad.reshape(len(y), -1) * weights[:, None]
+    value = np.dot(weights, loss) + 0.5 * alpha * np.sum(coef * coef)
+    return value, g.T @ F + alpha * coef, g.sum(axis=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_classes=st.sampled_from([2, 3, 4]),
+    gamma=st.sampled_from([0.0, 0.5, 2.0]),
+    alpha=st.sampled_from([1e-4, 1e-2, 1.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_solution_is_stationary_and_centred(n_classes, gamma, alpha, seed):
+    F, y, w = make_data(n_classes, seed)
+    coef, intercept = fit_weighted(F, y, w, *start(F, y, w, n_classes), gamma=gamma, alpha=alpha)
+    _, g_coef, g_intercept = objective_and_gradient(F, y, w, coef, intercept, gamma, alpha)
+    assert np.max(np.abs(g_coef)) < 1e-9 and np.max(np.abs(g_intercept)) < 1e-9
+    if n_classes > 2:
+        # The softmax shift is flat; the solution is the centred one.
+        np.testing.assert_allclose(coef.sum(axis=0), 0.0, atol=1e-12)
+        assert abs(intercept.sum()) < 1e-12
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_warm_start_does_not_change_the_convex_solution(n_classes):
+    F, y, w = make_data(n_classes, 0)
+    cold = fit_weighted(F, y, w, *start(F, y, w, n_classes), gamma=0.0, alpha=1e-3)
+    rng = np.random.default_rng(1)
+    coef0, intercept0 = start(F, y, w, n_classes)
+    warm = fit_weighted(
+        F, y, w, coef0 + rng.standard_normal(coef0.shape), intercept0 + 1.0, gamma=0.0, alpha=1e-3
+    )
+    for a, b in zip(cold, warm):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_tracking_steps_descend_and_full_precision_follows(n_classes, gamma):
+    F, y, w = make_data(n_classes, 3)
+    coef0, intercept0 = start(F, y, w, n_classes)
+    before = objective_and_gradient(F, y, w, coef0, intercept0, gamma, 1e-3)[0]
+    one = fit_weighted(F, y, w, coef0, intercept0, gamma=gamma, alpha=1e-3, newton_steps=1)
+    after = objective_and_gradient(F, y, w, *one, gamma, 1e-3)
+    assert after[0] < before
+    # One step from the prior is not the optimum yet ...
+    assert np.max(np.abs(after[1])) > 1e-6
+    # ... and a full solve from it lands where a full solve from the start does.
+    polished = fit_weighted(F, y, w, *one, gamma=gamma, alpha=1e-3)
+    direct = fit_weighted(F, y, w, coef0, intercept0, gamma=gamma, alpha=1e-3)
+    for a, b in zip(polished, direct):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(2, 5), q=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_newton_direction_with_a_flat_softmax_shift_matches_least_squares(k, q, seed):
+    """Curvature added along the flat shift of the intercepts changes no other direction."""
+    rng = np.random.default_rng(seed)
+    p = q + 1
+    A = rng.standard_normal((k * p, k * p))
+    H = A @ A.T + 0.1 * np.eye(k * p)
+    shift = np.zeros(k * p)
+    shift[np.arange(k) * p + q] = 1.0 / np.sqrt(k)
+    # Make the shift exactly flat, as the softmax loss with unpenalized intercepts has it.
+    projector = np.eye(k * p) - np.outer(shift, shift)
+    H = projector @ H @ projector
+    gradient = projector @ rng.standard_normal(k * p)
+    expected = np.linalg.lstsq(H, gradient, rcond=1e-12)[0]
+    got = _newton_direction(H.copy(), gradient.reshape(k, p), q).ravel()
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_als_returns_the_exact_aggregator_of_its_final_features(n_classes):
+    """Between sweeps ALS only tracks the aggregator; the returned one is fully solved."""
+    problem = make_problem(n_classes=n_classes, labeled_fraction=0.8)
+    s = make_settings(latent_dim=4, lambda_reg=1e-3)
+    result = als.fit(problem, s, np.random.default_rng(0))
+    X = result.classifier_factors
+    lab = problem.labeled
+    F = features((fold_in(problem.R, problem.C_free, X, s.lambda_reg, problem.confidence_scale) @ X.T)[lab],
+                 s.aggregator_input)
+    y, w = problem.y[lab], problem.sample_weight[lab]
+    direct = fit_weighted(F, y, w, *start(F, y, w, n_classes), gamma=s.focal_gamma, alpha=s.aggregator_alpha)
+    np.testing.assert_allclose(result.coef, direct[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(result.intercept, direct[1], rtol=1e-7, atol=1e-9)
