@@ -173,7 +173,8 @@ def make_settings(extra, n_train, n_columns):
 
 def settings_line():
     p = CFEnsembleClassifier().get_params()
-    keys = ("latent_dim", "rho", "lambda_reg", "aggregator_alpha", "aggregator_input", "max_iter", "tol")
+    keys = ("latent_dim", "rho", "lambda_reg", "aggregator_alpha", "aggregator_input",
+            "max_iter", "tol")
     return ", ".join(f"{k}={p[k]}" for k in keys) + (
         ", focal_gamma=2, certainty confidence, balanced class weights"
     )

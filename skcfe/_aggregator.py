@@ -102,7 +102,9 @@ def supervised_loss(raw, y, sample_weight, gamma):
     return float(np.dot(sample_weight, loss) / sample_weight.sum())
 
 
-def fit_weighted(F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter=1000, newton_steps=None):
+def fit_weighted(
+    F, y, sample_weight, coef, intercept, *, gamma, alpha, max_iter=1000, newton_steps=None
+):
     """Train the 'weighted' aggregator to convergence, warm-started.
 
     Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``

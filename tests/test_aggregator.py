@@ -113,9 +113,11 @@ def test_als_returns_the_exact_aggregator_of_its_final_features(n_classes):
     result = als.fit(problem, s, np.random.default_rng(0))
     X = result.classifier_factors
     lab = problem.labeled
-    F = features((fold_in(problem.R, problem.C_free, X, s.lambda_reg, problem.confidence_scale) @ X.T)[lab],
-                 s.aggregator_input)
+    Y = fold_in(problem.R, problem.C_free, X, s.lambda_reg, problem.confidence_scale)
+    F = features((Y @ X.T)[lab], s.aggregator_input)
     y, w = problem.y[lab], problem.sample_weight[lab]
-    direct = fit_weighted(F, y, w, *start(F, y, w, n_classes), gamma=s.focal_gamma, alpha=s.aggregator_alpha)
+    direct = fit_weighted(
+        F, y, w, *start(F, y, w, n_classes), gamma=s.focal_gamma, alpha=s.aggregator_alpha
+    )
     np.testing.assert_allclose(result.coef, direct[0], rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(result.intercept, direct[1], rtol=1e-7, atol=1e-9)

@@ -38,7 +38,8 @@ fast as ``lambda_reg`` pulls, so with a small ``lambda_reg`` it needs hundreds
 of sweeps to settle where the ridge term is smallest (digits: 159 sweeps to a
 relative change of 1e-4). After every sweep :func:`balance` jumps there in
 closed form (by a QR and an SVD of small matrices), which leaves the data
-term as it is and can only lower the ridge term, so ``L_fac`` still never increases (digits: 3 sweeps).
+term as it is and can only lower the ridge term, so ``L_fac`` still never
+increases (digits: 3 sweeps).
 """
 
 import numpy as np
