@@ -1,9 +1,10 @@
 """The supervised aggregator: from reconstructed probabilities to the answer.
 
 'weighted' is a linear model of the reconstructed probability matrix with a
-sigmoid (binary) or softmax (K classes) link, trained to convergence with
-L-BFGS on the exact gradient of the weighted focal loss. 'mean' averages the
-reconstructed probabilities of the estimators and learns nothing.
+sigmoid (binary) or softmax (K classes) link, trained to convergence on the
+exact gradient of the weighted focal loss: damped Newton, or preconditioned
+L-BFGS for large aggregators. 'mean' averages the reconstructed
+probabilities of the estimators and learns nothing.
 """
 
 import numpy as np
