@@ -171,55 +171,60 @@ def fit(problem, settings, rng):
 
     history = {"objective": [], "reconstruction": [], "supervised": []}
 
-    def evaluate(X, coef, intercept, newton_steps):
-        """Fold-in, aggregator update and the exact objective terms at ``X``."""
+    weighted = settings.aggregator == "weighted"
+
+    def represent(X):
+        """The labeled rows' fold-in reconstruction, its features and the reconstruction term."""
         Y = fold_in(R, problem.C_free, X, lam, problem.confidence_scale)
         R_hat = Y @ X.T
-        if settings.aggregator == "weighted":
+        F = features(R_hat[labeled], settings.aggregator_input) if weighted else None
+        return R_hat[labeled], F, reconstruction_loss(R, problem.C, Y, X, problem.row_weight, lam)
+
+    def train(R_lab, F, coef, intercept, newton_steps):
+        """The aggregator updated on features ``F``, and its supervised term."""
+        if weighted:
             coef, intercept = fit_weighted(
-                features(R_hat[labeled], settings.aggregator_input), y, s, coef, intercept,
-                gamma=settings.focal_gamma, alpha=settings.aggregator_alpha,
-                newton_steps=newton_steps,
+                F, y, s, coef, intercept, gamma=settings.focal_gamma,
+                alpha=settings.aggregator_alpha, newton_steps=newton_steps,
             )
         raw = aggregate(
-            R_hat[labeled], settings.aggregator, coef, intercept, problem.n_classes,
+            R_lab, settings.aggregator, coef, intercept, problem.n_classes,
             settings.aggregator_input,
         )
-        supervised = supervised_loss(raw, y, s, settings.focal_gamma)
-        reconstruction = reconstruction_loss(R, problem.C, Y, X, problem.row_weight, lam)
-        terms = (combine(settings.rho, reconstruction, supervised), reconstruction, supervised)
-        return coef, intercept, terms
+        return coef, intercept, supervised_loss(raw, y, s, settings.focal_gamma)
 
     converged = False
     n_iter = 0
     for n_iter in range(1, settings.max_iter + 1):
         X = balanced_sweep(R, V, row_share, X, lam)
+        R_lab, F, reconstruction = represent(X)
         # The factors do not depend on the aggregator, which only has to track
         # its moving optimum here (a few Newton steps from the last sweep's
         # weights); it is solved to full precision once the factors settle.
-        coef, intercept, terms = evaluate(X, coef, intercept, _TRACKING_NEWTON_STEPS)
-        objective = terms[0]
+        coef, intercept, supervised = train(R_lab, F, coef, intercept, _TRACKING_NEWTON_STEPS)
+        objective = combine(settings.rho, reconstruction, supervised)
         if not np.isfinite(objective):
             raise ValueError(
                 f"The objective became non-finite at ALS sweep {n_iter}. Check the base "
                 "estimators' probabilities, or increase lambda_reg / aggregator_alpha."
             )
         previous = history["objective"][-1] if history["objective"] else np.inf
-        for key, value in zip(history, terms):
+        for key, value in zip(history, (objective, reconstruction, supervised)):
             history[key].append(value)
         if settings.verbose:
             print(
                 f"[ALS] sweep {n_iter}: objective={objective:.6g} "
-                f"reconstruction={terms[1]:.6g} supervised={terms[2]:.6g}"
+                f"reconstruction={reconstruction:.6g} supervised={supervised:.6g}"
             )
         if abs(previous - objective) <= settings.tol * max(abs(objective), 1e-12):
             converged = True
             break
-    if settings.aggregator == "weighted":
-        # The history ends with the exact objective of the returned model.
-        coef, intercept, terms = evaluate(X, coef, intercept, None)
-        for key, value in zip(history, terms):
-            history[key][-1] = value
+    if weighted:
+        # Full precision on the last sweep's features; the history ends with
+        # the exact objective of the returned model.
+        coef, intercept, supervised = train(R_lab, F, coef, intercept, None)
+        history["supervised"][-1] = supervised
+        history["objective"][-1] = combine(settings.rho, reconstruction, supervised)
     return BackendResult(
         classifier_factors=X,
         coef=coef,
