@@ -2,6 +2,7 @@
 
 from ._base import default_estimators
 from ._classifier import CFEnsembleClassifier
+from ._display import SelectionDisplay
 from ._losses import focal_loss, focal_loss_gradient
 from ._posterior import focal_posterior_correction
 from ._transformer import CFEnsembleTransformer
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CFEnsembleClassifier",
     "CFEnsembleTransformer",
+    "SelectionDisplay",
     "default_estimators",
     "focal_loss",
     "focal_loss_gradient",

@@ -37,9 +37,10 @@ from sklearn.utils.validation import (
 )
 
 from ._aggregator import AGGREGATOR_INPUTS, AGGREGATORS
-from ._confidence import CONFIDENCE_STRATEGIES, apply_confidence, fit_confidence, label_targets
+from ._cf import CF_PARAMETERS, cf_fold_in, fit_cf
+from ._confidence import CONFIDENCE_STRATEGIES
 from ._matrix import fit_estimators, oof_matrix, refit_matrix
-from .backends import BACKENDS, Problem, Settings, fold_in, get_backend
+from .backends import BACKENDS
 
 SHARED_PARAMETERS_DOC = """\
 estimators : list of (str, estimator) tuples, default=None
@@ -228,7 +229,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     """Parameters and the fit pipeline shared by the classifier and the transformer."""
 
     _parameter_constraints: dict = {
-        "estimators": [list, None],
+        "estimators": [list, None, StrOptions({"precomputed"})],
         "backend": [StrOptions(set(BACKENDS))],
         "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
         "rho": [Interval(Real, 0, 1, closed="both")],
@@ -309,7 +310,13 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     def _estimator_list(self):
         if self.estimators is None:
             return default_estimators(self.random_state)
+        if self._precomputed:
+            return []
         return self.estimators
+
+    @property
+    def _precomputed(self):
+        return isinstance(self.estimators, str) and self.estimators == "precomputed"
 
     def _validate_estimators(self):
         estimators = self._estimator_list()
@@ -323,11 +330,24 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             )
         names, ests = zip(*estimators)
         self._validate_names(names)
-        if all(est == "drop" for est in ests):
-            raise ValueError("All estimators are dropped. At least one is required to be an estimator.")
+        if all(isinstance(est, str) and est == "drop" for est in ests):
+            raise ValueError(
+                "All estimators are dropped. At least one is required to be an estimator."
+            )
         for name, est in estimators:
-            if est == "drop":
+            if isinstance(est, str) and est == "drop":
                 continue
+            if est is None or isinstance(est, str):
+                raise ValueError(
+                    f"Base estimator {name!r} is {est!r}; each entry of 'estimators' must be "
+                    "an estimator, or 'drop' to leave it out."
+                )
+            missing = [m for m in ("fit", "predict_proba") if not hasattr(est, m)]
+            if "fit" in missing or not hasattr(est, "get_params"):
+                raise ValueError(
+                    f"Base estimator {name!r} ({type(est).__name__}) is not a scikit-learn "
+                    "estimator: it needs fit, get_params and predict_proba."
+                )
             if not is_classifier(est):
                 raise ValueError(
                     f"Base estimator {name!r} ({type(est).__name__}) is not a classifier; "
@@ -354,6 +374,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         if _num_samples(X) == 0:
             raise ValueError("Found array with 0 sample(s); fit needs at least one row per class.")
         y = column_or_1d(y, warn=True)
+        _check_marker_type(y, self.unlabeled_label)
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError(
                 "Input y contains NaN or infinity. Every row needs a finite label; to "
@@ -405,20 +426,6 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             return np.ones(len(y), dtype=bool)
         return np.asarray(y != self.unlabeled_label, dtype=bool)
 
-    def _class_weight(self, y, weights, n_classes):
-        """Balanced class weights n / (K n_k), counted with sample weights."""
-        counts = np.bincount(y, weights=weights, minlength=n_classes)
-        if not self.use_class_weights:
-            return np.ones(n_classes)
-        if np.any(counts <= 0):
-            missing = self.classes_[counts <= 0]
-            raise ValueError(
-                f"Classes {list(missing)} have zero total sample_weight, so class "
-                "weights n / (K n_k) are undefined; give them positive weight or set "
-                "use_class_weights=False."
-            )
-        return counts.sum() / (n_classes * counts)
-
     # -- fit --------------------------------------------------------------
 
     def _splits(self, X, y):
@@ -435,17 +442,52 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         return list(cv.split(X, y))
 
     def _fit_model(self, X, y, sample_weight=None):
-        names, all_estimators = self._validate_estimators()
-        y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
+        if self._precomputed:
+            y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
+            R = check_precomputed(X, len(self.classes_))
+            self.estimators_, self.named_estimators_ = [], Bunch()
+            self._n_columns = R.shape[1]
+        else:
+            names, all_estimators = self._validate_estimators()
+            y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
+            R = self._fit_base_layer(X, names, all_estimators, y_encoded, labeled, weights,
+                                     sample_weight)
         n_classes = len(self.classes_)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self._fitted_cf_params = self._cf_params()
+        if self.latent_dim is not None and self.latent_dim > R.shape[1]:
+            warnings.warn(
+                f"latent_dim={self.latent_dim} is more than the {R.shape[1]} columns of the "
+                f"probability matrix, which bound the rank of the factorization; using "
+                f"latent_dim={R.shape[1]} (set latent_dim=None for as many factors as columns).",
+                UserWarning,
+            )
+            self._fitted_cf_params["latent_dim"] = R.shape[1]
+        model, problem = fit_cf(
+            R, y_encoded, labeled, weights, n_classes=n_classes, params=self._fitted_cf_params,
+            seed=seed, classes=self.classes_,
+        )
+        self._cf_model, self._seed = model, seed
+        self.class_weight_ = model.class_weight
+        self.confidence_scale_ = model.confidence_scale
+        self.classifier_factors_ = model.classifier_factors
+        self.coef_ = model.coef
+        self.intercept_ = model.intercept
+        self.n_iter_ = model.n_iter
+        self.history_ = model.history
+        if not model.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
+                f"iterations (backend={self.backend!r}); increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        return problem
+
+    def _fit_base_layer(self, X, names, all_estimators, y_encoded, labeled, weights, sample_weight):
+        """Fit the base estimators; return the probability matrix of the training rows."""
         named = [(n, e) for n, e in zip(names, all_estimators) if e != "drop"]
-
-        lab_idx = np.flatnonzero(labeled)
-        y_lab = y_encoded[lab_idx]
-        base_weight = None if sample_weight is None else weights[lab_idx]
+        base_weight = None if sample_weight is None else weights[labeled]
         R = self._probability_matrix(named, _indexable(X), y_encoded, labeled, base_weight)
-        _check_probabilities(R)
-
         self.named_estimators_ = Bunch()
         fitted = iter(self.estimators_)
         for name, est in zip(names, all_estimators):
@@ -453,62 +495,15 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         names_in = getattr(self.estimators_[0], "feature_names_in_", None)
         if names_in is not None:
             self.feature_names_in_ = names_in
+        return R
 
-        self.class_weight_ = self._class_weight(y_lab, weights[lab_idx], n_classes)
-        T = label_targets(y_encoded, n_classes, len(named)) * labeled[:, None]
-        C, self._confidence_state = fit_confidence(
-            self.confidence, R, T, labeled, weights,
-            n_classes=n_classes, label_aware_alpha=self.label_aware_alpha,
-        )
-        problem = Problem(
-            R=R,
-            C=C,
-            C_free=apply_confidence(self._confidence_state, R),
-            T=T,
-            y=y_encoded,
-            labeled=labeled,
-            row_weight=weights,
-            sample_weight=np.where(labeled, weights * self.class_weight_[y_encoded], 0.0),
-            n_classes=n_classes,
-        )
-        if problem.confidence_scale <= 0:
-            raise ValueError(
-                "The confidence is zero on every entry of the probability matrix; a "
-                "confidence callable must give some entries positive weight."
-            )
-        settings = Settings(
-            latent_dim=self.latent_dim or R.shape[1],
-            rho=float(self.rho),
-            lambda_reg=float(self.lambda_reg),
-            focal_gamma=float(self.focal_gamma),
-            aggregator=self.aggregator,
-            aggregator_alpha=float(self.aggregator_alpha) / weights[labeled].sum(),
-            max_iter=self.max_iter,
-            tol=float(self.tol),
-            aggregator_input=self.aggregator_input,
-            verbose=self.verbose,
-            extra={
-                "solver": self.solver,
-                "learning_rate": float(self.learning_rate),
-                "device": self.device,
-            },
-        )
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        result = get_backend(self.backend).fit(problem, settings, rng)
-
-        self.confidence_scale_ = problem.confidence_scale
-        self.classifier_factors_ = result.classifier_factors
-        self.coef_ = result.coef
-        self.intercept_ = result.intercept
-        self.n_iter_ = result.n_iter
-        self.history_ = result.history
-        if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
-                f"iterations (backend={self.backend!r}); increase max_iter or tol.",
-                ConvergenceWarning,
-            )
-        return problem
+    def _model_names(self):
+        """Names of the base models, in the column order of R."""
+        if self._precomputed:
+            width = 1 if len(self.classes_) == 2 else len(self.classes_)
+            return [f"column{j}" if width == 1 else f"model{j}"
+                    for j in range(self._n_columns // width)]
+        return [name for name, est in self.named_estimators_.items() if est != "drop"]
 
     def _probability_matrix(self, named, X, y_encoded, labeled, base_weight):
         """R of the training rows; fits ``estimators_`` on the labeled rows.
@@ -529,22 +524,37 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         R[lab_idx] = R_lab
         if not labeled.all():
             unl_idx = np.flatnonzero(~labeled)
-            R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes)
+            R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes,
+                                      [name for name, _ in named])
         return R
 
     # -- predict-time representation -------------------------------------
 
+    def _new_matrix(self, X):
+        """Probability matrix of new rows, from the refit base estimators."""
+        if self._precomputed:
+            R = check_precomputed(X, len(self.classes_))
+            if R.shape[1] != self._n_columns:
+                raise ValueError(
+                    f"X has {R.shape[1]} columns, but {type(self).__name__} was fitted "
+                    f"with estimators='precomputed' on {self._n_columns}; give the same "
+                    "base models' probabilities in the same column order."
+                )
+            return R
+        R = refit_matrix(self.estimators_, _indexable(X), len(self.classes_), self._model_names())
+        return R
+
     def _reconstruct(self, X):
         """Fold-in factors and reconstructed probabilities of new rows."""
         check_is_fitted(self)
-        R = refit_matrix(self.estimators_, _indexable(X), len(self.classes_))
-        _check_probabilities(R)
-        Y = self._fold_in(R)
+        Y = self._fold_in(self._new_matrix(X))
         return Y, Y @ self.classifier_factors_.T
 
     def _fold_in(self, R):
-        C = apply_confidence(self._confidence_state, R)
-        return fold_in(R, C, self.classifier_factors_, self.lambda_reg, self.confidence_scale_)
+        return cf_fold_in(self._cf_model, R)
+
+    def _cf_params(self):
+        return {name: getattr(self, name) for name in CF_PARAMETERS}
 
     @property
     def n_features_in_(self):
@@ -555,10 +565,15 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             raise AttributeError(
                 f"{type(self).__name__} object has no attribute 'n_features_in_'"
             ) from exc
+        if self._precomputed:
+            return self._n_columns
         return self.estimators_[0].n_features_in_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        if self._precomputed:
+            tags.input_tags.allow_nan = tags.input_tags.sparse = False
+            return tags
         try:
             ests = [est for _, est in self._estimator_list() if est != "drop"]
             tags.input_tags.allow_nan = all(get_tags(est).input_tags.allow_nan for est in ests)
@@ -583,10 +598,61 @@ def _indexable(X):
     return np.asarray(X)
 
 
-def _check_probabilities(R):
-    if not np.all(np.isfinite(R)):
+def _check_marker_type(y, marker):
+    """``unlabeled_label`` must be able to equal a label: a string for string labels."""
+    if marker is None:
+        return
+    if y.dtype.kind in "biuf":
+        labels_are_strings = False
+    elif y.dtype.kind in "US":
+        labels_are_strings = True
+    else:
+        kinds = {isinstance(v, str) for v in y}
+        if len(kinds) > 1:
+            raise ValueError(
+                "y mixes string and non-string labels; use one type for every label "
+                f"(and for unlabeled_label={marker!r})."
+            )
+        labels_are_strings = kinds == {True}
+    if isinstance(marker, str) != labels_are_strings:
+        y_type = "strings" if labels_are_strings else "numbers"
         raise ValueError(
-            "A base estimator's predict_proba returned NaN or infinity; check the "
-            "base estimators (and their input) before combining them."
+            f"unlabeled_label={marker!r} is of type {type(marker).__name__} but the labels "
+            f"in y are {y_type}, so no row can be marked unlabeled; use a marker of the "
+            f"labels' type (e.g. {'-1' if not labels_are_strings else repr('unlabeled')})."
         )
 
+
+def check_precomputed(X, n_classes):
+    """Validate a precomputed probability matrix (``estimators='precomputed'``)."""
+    if sp.issparse(X):
+        raise TypeError(
+            "estimators='precomputed' takes a dense probability matrix; got a sparse "
+            "matrix. Convert it with X.toarray()."
+        )
+    R = np.asarray(X, dtype=np.float64)
+    if R.ndim != 2:
+        raise ValueError(
+            f"estimators='precomputed' takes a 2D probability matrix (n_samples, n_models "
+            f"* width); got an array of shape {R.shape}."
+        )
+    if np.isnan(R).any():
+        raise ValueError(
+            "X holds NaN. Missing predictions are not supported yet with "
+            "estimators='precomputed': every base model needs a probability for every row."
+        )
+    if not np.all(np.isfinite(R)) or R.min() < 0.0 or R.max() > 1.0:
+        raise ValueError(
+            "With estimators='precomputed', X holds predicted probabilities and must "
+            f"lie in [0, 1]; got values in [{R.min():g}, {R.max():g}]."
+        )
+    width = 1 if n_classes == 2 else n_classes
+    if R.shape[1] == 0 or R.shape[1] % width:
+        layout = (
+            "the probability of classes_[1]" if width == 1 else "one per class, grouped by model"
+        )
+        raise ValueError(
+            f"With estimators='precomputed' and {n_classes} classes, X needs {width} "
+            f"column(s) per base model ({layout}); got {R.shape[1]} columns."
+        )
+    return R

@@ -1,12 +1,58 @@
 """CFEnsembleClassifier: stacking through collaborative filtering."""
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._aggregator import aggregate, raw_to_proba
 from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
-from ._posterior import focal_posterior_correction
+from ._cf import cf_predict_proba
+from ._selection import candidate_library, get_scorer, select
+
+COMBINER_DOC = """\
+combiner : {'auto', 'cf'}, default='auto'
+        Level-1 model. 'auto' chooses, by repeated stratified cross-validation
+        on the out-of-fold probability matrix (no base estimator is refit),
+        among the CF aggregator as configured, two CF variants (ten times the
+        ``aggregator_alpha``; ``latent_dim`` equal to the number of classes),
+        non-negative logit stacking, greedy ensemble selection and each base
+        estimator alone: a discrete Super Learner, never worse in expectation
+        than the best of them. 'cf' always uses the CF aggregator as
+        configured, skipping the selection.
+
+    scoring : str, callable or None, default=None
+        Selection criterion of ``combiner='auto'``, a scikit-learn scorer name
+        or callable (greater is better). ``None``: 'average_precision' (PR-AUC)
+        for binary problems, 'neg_log_loss' for more classes.
+
+    selection_cv : int, default=5
+        Folds of the selection's stratified cross-validation, repeated twice
+        with different shuffles; capped by the number of labeled rows of the
+        smallest class. A class with a single labeled row leaves nothing to
+        validate on: the selection is then skipped and 'cf' used."""
+
+SELECTION_ATTRIBUTES_DOC = """\
+combiner_ : str
+        The level-1 model that :meth:`predict_proba` uses: 'cf', a CF
+        variant such as 'cf(aggregator_alpha=100)', 'nonneg_logit', 'greedy'
+        or 'single:<name>'.
+
+    combiner_estimator_ : object
+        The fitted level-1 model named by ``combiner_``. The CF attributes
+        below (``classifier_factors_``, ``coef_``, ...) always describe the
+        CF aggregator as configured, whatever is chosen.
+
+    selection_results_ : dict of str to list or ndarray, or None
+        Every candidate's selection score, like ``cv_results_`` of
+        :class:`~sklearn.model_selection.GridSearchCV`: ``candidate``,
+        ``mean_test_score``, ``std_test_score``, ``split<r>_test_score`` (the
+        score of repeat ``r``'s pooled out-of-fold predictions),
+        ``rank_test_score`` and ``mean_fit_time``. Plot it with
+        :class:`~skcfe.SelectionDisplay`. None when ``combiner='cf'``.
+
+    """
 
 
 class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
@@ -25,9 +71,11 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
     ----------
     %(shared_parameters)s
 
+    %(combiner)s
+
     Attributes
     ----------
-    %(shared_attributes)s
+    %(selection_attributes)s%(shared_attributes)s
 
     See Also
     --------
@@ -83,6 +131,72 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
     True
     """
 
+    _parameter_constraints: dict = {
+        **BaseCFEnsemble._parameter_constraints,
+        "combiner": [StrOptions({"auto", "cf"})],
+        "scoring": [None, str, callable, HasMethods("__call__")],
+        "selection_cv": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        estimators=None,
+        *,
+        backend="als",
+        latent_dim=None,
+        rho=0.5,
+        lambda_reg=1e-3,
+        confidence="certainty",
+        label_aware_alpha=1.0,
+        aggregator="weighted",
+        aggregator_alpha=10.0,
+        aggregator_input="logit",
+        focal_gamma=0.0,
+        use_class_weights=True,
+        posterior_correction=True,
+        unlabeled_label=None,
+        cv=5,
+        max_iter=100,
+        tol=1e-4,
+        solver="lbfgs",
+        learning_rate=0.05,
+        device="cpu",
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        combiner="auto",
+        scoring=None,
+        selection_cv=5,
+    ):
+        super().__init__(
+            estimators,
+            backend=backend,
+            latent_dim=latent_dim,
+            rho=rho,
+            lambda_reg=lambda_reg,
+            confidence=confidence,
+            label_aware_alpha=label_aware_alpha,
+            aggregator=aggregator,
+            aggregator_alpha=aggregator_alpha,
+            aggregator_input=aggregator_input,
+            focal_gamma=focal_gamma,
+            use_class_weights=use_class_weights,
+            posterior_correction=posterior_correction,
+            unlabeled_label=unlabeled_label,
+            cv=cv,
+            max_iter=max_iter,
+            tol=tol,
+            solver=solver,
+            learning_rate=learning_rate,
+            device=device,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.combiner = combiner
+        self.scoring = scoring
+        self.selection_cv = selection_cv
+
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Fit the base estimators, the factorization and the aggregator.
@@ -102,8 +216,36 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self : CFEnsembleClassifier
             Fitted estimator.
         """
-        self._fit_model(X, y, sample_weight)
+        problem = self._fit_model(X, y, sample_weight)
+        self.combiner_, self.combiner_estimator_ = "cf", self._cf_model
+        self.selection_results_ = None
+        if self.combiner == "auto":
+            self._select_combiner(problem)
         return self
+
+    def _select_combiner(self, problem):
+        """Choose the level-1 model by cross-validation on the out-of-fold matrix."""
+        y, labeled = problem.y, problem.labeled
+        n_classes = len(self.classes_)
+        smallest = np.bincount(y[labeled], minlength=n_classes).min()
+        n_splits = min(int(self.selection_cv), int(smallest))
+        if n_splits < 2:
+            return
+        seed = self._seed
+        scorer = get_scorer(self.scoring, n_classes)
+        library = candidate_library(
+            self._model_names(), n_classes, self._fitted_cf_params, seed, scorer
+        )
+        self.selection_results_, oof = select(
+            problem.R, y, labeled, problem.row_weight, library=library, scorer=scorer,
+            n_classes=n_classes, n_splits=n_splits, random_state=seed,
+        )
+        best = int(np.argmax(self.selection_results_["mean_test_score"]))
+        self.combiner_ = library[best][0]
+        if best > 0:
+            self.combiner_estimator_ = library[best][1].fit(
+                problem.R, y, labeled, problem.row_weight, n_classes
+            )
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.
@@ -119,17 +261,10 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             the aggregator's raw output.
         """
         check_is_fitted(self)
-        _, R_hat = self._reconstruct(X)
-        raw = aggregate(
-            R_hat, self.aggregator, self.coef_, self.intercept_, len(self.classes_),
-            self.aggregator_input,
-        )
-        proba = raw_to_proba(raw)
-        if self.posterior_correction and self.aggregator == "weighted":
-            proba = focal_posterior_correction(
-                proba, gamma=self.focal_gamma, class_weight=self.class_weight_
-            )
-        return proba
+        R = self._new_matrix(X)
+        if self.combiner_ == "cf":
+            return cf_predict_proba(self._cf_model, R, self.posterior_correction)
+        return self.combiner_estimator_.predict_proba(R)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -164,6 +299,9 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-CFEnsembleClassifier.__doc__ = CFEnsembleClassifier.__doc__.replace(
-    "%(shared_parameters)s", SHARED_PARAMETERS_DOC
-).replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
+CFEnsembleClassifier.__doc__ = (
+    CFEnsembleClassifier.__doc__.replace("%(shared_parameters)s", SHARED_PARAMETERS_DOC)
+    .replace("%(combiner)s", COMBINER_DOC)
+    .replace("%(selection_attributes)s", SELECTION_ATTRIBUTES_DOC)
+    .replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
+)

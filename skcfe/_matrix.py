@@ -43,9 +43,20 @@ def sample_weight_params(name, estimator, sample_weight):
     return {"sample_weight": sample_weight}
 
 
-def proba_columns(proba, n_classes):
-    """Columns of R from one estimator's ``predict_proba`` output."""
+def proba_columns(proba, n_classes, name="?"):
+    """Columns of R from one estimator's ``predict_proba`` output (checked)."""
     proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape[1] != n_classes:
+        raise ValueError(
+            f"Base estimator {name!r}: predict_proba returned shape {proba.shape}, but "
+            f"{n_classes} classes need shape ({proba.shape[0] if proba.ndim else '?'}, "
+            f"{n_classes}): one column per class, in the order of its classes_."
+        )
+    if not np.all(np.isfinite(proba)):
+        raise ValueError(
+            f"Base estimator {name!r}: predict_proba returned NaN or infinity; check that "
+            "estimator (and its input) before combining it."
+        )
     return proba[:, 1:] if n_classes == 2 else proba
 
 
@@ -80,7 +91,9 @@ def oof_matrix(named_estimators, X, y, splits, sample_weight, *, n_classes, n_jo
         )
         for name, est in named_estimators
     )
-    return np.hstack([proba_columns(block, n_classes) for block in blocks])
+    return np.hstack([
+        proba_columns(block, n_classes, name) for block, (name, _) in zip(blocks, named_estimators)
+    ])
 
 
 def _fit_one(estimator, X, y, params):
@@ -95,6 +108,10 @@ def fit_estimators(named_estimators, X, y, sample_weight, *, n_jobs):
     )
 
 
-def refit_matrix(estimators, X, n_classes):
+def refit_matrix(estimators, X, n_classes, names=None):
     """Probability matrix of any rows from the fitted base estimators."""
-    return np.hstack([proba_columns(est.predict_proba(X), n_classes) for est in estimators])
+    names = names or [type(est).__name__ for est in estimators]
+    return np.hstack([
+        proba_columns(est.predict_proba(X), n_classes, name)
+        for est, name in zip(estimators, names)
+    ])

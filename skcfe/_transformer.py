@@ -278,10 +278,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         else:
             classes = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
             names = [
-                f"{prefix}_{name}_{label}"
-                for name, est in self.named_estimators_.items()
-                if est != "drop"
-                for label in classes
+                f"{prefix}_{name}_{label}" for name in self._model_names() for label in classes
             ]
         return np.asarray(names, dtype=object)
 

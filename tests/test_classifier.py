@@ -268,6 +268,7 @@ def test_focal_loss_with_class_weights_gives_calibrated_posterior():
         latent_dim=2,
         cv=3,
         random_state=0,
+        combiner="cf",
     ).fit(X[train], y[train])
     corrected = clf.predict_proba(X[test])[:, 1]
     raw = clf.set_params(posterior_correction=False).predict_proba(X[test])[:, 1]

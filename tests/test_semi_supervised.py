@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
 
-import skcfe._base
+import skcfe._cf
 from skcfe import CFEnsembleClassifier, CFEnsembleTransformer
 from skcfe.backends import get_backend
 
@@ -77,6 +77,8 @@ def make(estimators=None, cls=CFEnsembleClassifier, **params):
     params.setdefault("latent_dim", 2)
     params.setdefault("random_state", 0)
     params.setdefault("unlabeled_label", -1)
+    if cls is CFEnsembleClassifier:
+        params.setdefault("combiner", "cf")  # these tests are about the factorization
     if estimators is None:
         estimators = [
             ("nb", GaussianNB()),
@@ -125,7 +127,7 @@ def test_unlabeled_rows_enter_the_factorization_only(partly_labeled, monkeypatch
             seen["problem"] = problem
             return self.backend.fit(problem, settings, rng)
 
-    monkeypatch.setattr(skcfe._base, "get_backend", lambda name: Recorder(real_get_backend(name)))
+    monkeypatch.setattr(skcfe._cf, "get_backend", lambda name: Recorder(real_get_backend(name)))
     clf = make(confidence="label_aware").fit(X, y_semi)
     problem = seen["problem"]
 

@@ -1,0 +1,174 @@
+"""The CF-Ensemble level-1 model as pure functions of the probability matrix.
+
+``fit_cf`` runs everything after the base layer (class weights, confidence,
+the backend's factorization and aggregator); ``cf_predict_proba`` maps new
+rows of R to the corrected posterior. The estimators call them once on the
+whole matrix; the combiner selection (``_selection.py``) calls them on the
+rows of each inner fold.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._aggregator import aggregate, raw_to_proba
+from ._confidence import apply_confidence, fit_confidence, label_targets
+from ._posterior import focal_posterior_correction
+from .backends import Problem, Settings, fold_in, get_backend
+
+# The estimator parameters the CF model reads (the rest are the base layer's).
+CF_PARAMETERS = (
+    "backend", "latent_dim", "rho", "lambda_reg", "confidence", "label_aware_alpha",
+    "aggregator", "aggregator_alpha", "aggregator_input", "focal_gamma", "use_class_weights",
+    "posterior_correction", "max_iter", "tol", "solver", "learning_rate", "device", "verbose",
+)
+
+
+@dataclass(frozen=True)
+class CFModel:
+    """Fitted CF-Ensemble level-1 state: numpy arrays and the settings predict needs."""
+
+    params: dict
+    n_classes: int
+    class_weight: np.ndarray
+    confidence_state: dict
+    confidence_scale: float
+    classifier_factors: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    n_iter: int
+    converged: bool
+    history: dict
+
+
+def class_weights(y, weights, n_classes, *, balanced, classes):
+    """Balanced class weights ``n / (K n_k)`` from sample weights; ones if not ``balanced``."""
+    if not balanced:
+        return np.ones(n_classes)
+    counts = np.bincount(y, weights=weights, minlength=n_classes)
+    if np.any(counts <= 0):
+        missing = list(np.asarray(classes)[counts <= 0])
+        raise ValueError(
+            f"Classes {missing} have zero total sample_weight, so class "
+            "weights n / (K n_k) are undefined; give them positive weight or set "
+            "use_class_weights=False."
+        )
+    return counts.sum() / (n_classes * counts)
+
+
+def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
+    """Fit the factorization and the aggregator on a probability matrix.
+
+    Parameters
+    ----------
+    R : ndarray of shape (n_samples, n_columns)
+        Out-of-fold probabilities (labeled rows) and probabilities of the
+        refit base estimators (unlabeled rows).
+    y : ndarray of int, shape (n_samples,)
+        Encoded labels (ignored on unlabeled rows).
+    labeled : ndarray of bool, shape (n_samples,)
+    weights : ndarray of shape (n_samples,)
+        Sample weights.
+    n_classes : int
+    params : dict
+        The estimator's :data:`CF_PARAMETERS`.
+    seed : int
+        Seeds the backend's initialization.
+    classes : array-like, default=None
+        Class labels, for error messages.
+
+    Returns
+    -------
+    model : CFModel
+    problem : Problem
+        The backend's validated inputs (the transformer folds ``problem.R`` in).
+    """
+    classes = np.arange(n_classes) if classes is None else classes
+    class_weight = class_weights(
+        y[labeled], weights[labeled], n_classes, balanced=params["use_class_weights"],
+        classes=classes,
+    )
+    n_estimators = R.shape[1] // (1 if n_classes == 2 else n_classes)
+    T = label_targets(y, n_classes, n_estimators) * labeled[:, None]
+    C, confidence_state = fit_confidence(
+        params["confidence"], R, T, labeled, weights,
+        n_classes=n_classes, label_aware_alpha=params["label_aware_alpha"],
+    )
+    problem = Problem(
+        R=R,
+        C=C,
+        C_free=apply_confidence(confidence_state, R),
+        T=T,
+        y=y,
+        labeled=labeled,
+        row_weight=weights,
+        sample_weight=np.where(labeled, weights * class_weight[y], 0.0),
+        n_classes=n_classes,
+    )
+    if problem.confidence_scale <= 0:
+        raise ValueError(
+            "The confidence is zero on every entry of the probability matrix; a "
+            "confidence callable must give some entries positive weight."
+        )
+    settings = Settings(
+        latent_dim=params["latent_dim"] or R.shape[1],
+        rho=float(params["rho"]),
+        lambda_reg=float(params["lambda_reg"]),
+        focal_gamma=float(params["focal_gamma"]),
+        aggregator=params["aggregator"],
+        aggregator_alpha=float(params["aggregator_alpha"]) / weights[labeled].sum(),
+        max_iter=params["max_iter"],
+        tol=float(params["tol"]),
+        aggregator_input=params["aggregator_input"],
+        verbose=params["verbose"],
+        extra={
+            "solver": params["solver"],
+            "learning_rate": float(params["learning_rate"]),
+            "device": params["device"],
+        },
+    )
+    result = get_backend(params["backend"]).fit(problem, settings, np.random.default_rng(seed))
+    model = CFModel(
+        params=dict(params),
+        n_classes=n_classes,
+        class_weight=class_weight,
+        confidence_state=confidence_state,
+        confidence_scale=problem.confidence_scale,
+        classifier_factors=result.classifier_factors,
+        coef=result.coef,
+        intercept=result.intercept,
+        n_iter=result.n_iter,
+        converged=result.converged,
+        history=result.history,
+    )
+    return model, problem
+
+
+def cf_fold_in(model, R):
+    """Instance factors of rows ``R`` (the classifier factors held fixed)."""
+    C = apply_confidence(model.confidence_state, R)
+    return fold_in(
+        R, C, model.classifier_factors, model.params["lambda_reg"], model.confidence_scale
+    )
+
+
+def cf_predict_proba(model, R, posterior_correction=None):
+    """Class probabilities of rows ``R``: the corrected posterior unless switched off.
+
+    ``posterior_correction`` overrides the fitted setting (it acts at predict
+    time only, so the estimator's current value applies without a refit).
+    """
+    R_hat = cf_fold_in(model, R) @ model.classifier_factors.T
+    params = model.params
+    raw = aggregate(
+        R_hat, params["aggregator"], model.coef, model.intercept, model.n_classes,
+        params["aggregator_input"],
+    )
+    proba = raw_to_proba(raw)
+    if posterior_correction is None:
+        posterior_correction = params["posterior_correction"]
+    if posterior_correction and params["aggregator"] == "weighted":
+        proba = focal_posterior_correction(
+            proba, gamma=params["focal_gamma"], class_weight=model.class_weight
+        )
+    return proba

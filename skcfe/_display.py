@@ -1,0 +1,115 @@
+"""SelectionDisplay: every candidate combiner's selection score, and the choice."""
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+
+class SelectionDisplay:
+    """Plot of the level-1 selection of a fitted :class:`CFEnsembleClassifier`.
+
+    One row per candidate: the mean inner-CV score with its spread over the
+    repeats (one standard deviation); the candidate that predicts is drawn
+    in a different colour. Build it with :meth:`from_estimator`.
+
+    Parameters
+    ----------
+    candidates : list of str
+        Candidate names.
+    mean_scores, std_scores : ndarray of shape (n_candidates,)
+    chosen : str
+        Name of the candidate in use.
+    scoring : str
+        Label of the score axis.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    errorbar_ : list of matplotlib containers
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skcfe import CFEnsembleClassifier, SelectionDisplay
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> clf = CFEnsembleClassifier(
+    ...     [("nb", GaussianNB()), ("tree", DecisionTreeClassifier(max_depth=3, random_state=0))],
+    ...     cv=3, random_state=0,
+    ... ).fit(X, y)
+    >>> display = SelectionDisplay.from_estimator(clf)
+    >>> len(display.ax_.get_yticklabels()) == len(clf.selection_results_["candidate"])
+    True
+    """
+
+    def __init__(self, candidates, mean_scores, std_scores, chosen, scoring="score"):
+        self.candidates = list(candidates)
+        self.mean_scores = np.asarray(mean_scores, dtype=float)
+        self.std_scores = np.asarray(std_scores, dtype=float)
+        self.chosen = chosen
+        self.scoring = scoring
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Plot the selection of a fitted classifier (``combiner='auto'``).
+
+        Parameters
+        ----------
+        estimator : CFEnsembleClassifier
+            Fitted with ``combiner='auto'``.
+        ax : matplotlib Axes, default=None
+            Axes to plot on; a new figure when None.
+
+        Returns
+        -------
+        display : SelectionDisplay
+        """
+        check_is_fitted(estimator, "combiner_")
+        results = estimator.selection_results_
+        if results is None:
+            raise ValueError(
+                "This classifier ran no selection (combiner='cf', or too few labeled rows "
+                "of a class for the selection's cross-validation); refit it with "
+                "combiner='auto' to plot one."
+            )
+        scoring = estimator.scoring
+        if scoring is None:
+            scoring = "average_precision" if len(estimator.classes_) == 2 else "neg_log_loss"
+        label = scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "score")
+        display = cls(results["candidate"], results["mean_test_score"],
+                      results["std_test_score"], estimator.combiner_, scoring=label)
+        return display.plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the plot.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : SelectionDisplay
+            With ``ax_``, ``figure_`` and ``errorbar_`` set.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.35 * len(self.candidates) + 1.2))
+        rows = np.arange(len(self.candidates))[::-1]
+        chosen = np.array([name == self.chosen for name in self.candidates])
+        self.errorbar_ = []
+        for mask, color, label in ((~chosen, "C0", "candidate"), (chosen, "C3", "chosen")):
+            if mask.any():
+                self.errorbar_.append(ax.errorbar(
+                    self.mean_scores[mask], rows[mask], xerr=self.std_scores[mask],
+                    fmt="o", color=color, capsize=3, label=label,
+                ))
+        ax.set_yticks(rows, self.candidates)
+        ax.set_xlabel(f"inner-CV {self.scoring} (mean, std over repeats)")
+        ax.legend(loc="best", fontsize="small")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self

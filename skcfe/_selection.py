@@ -1,0 +1,403 @@
+"""Level-1 model selection on the out-of-fold matrix (a discrete Super Learner).
+
+The base layer's out-of-fold matrix ``R`` is fixed, so choosing the combiner
+costs level-1 fits only. :func:`candidate_library` lists the candidates:
+
+- ``cf``: the CF-Ensemble aggregator as configured (the configured backend),
+  and two variants: ``cf(aggregator_alpha=...)`` with ten times the
+  aggregator's penalty, and ``cf(latent_dim=K)`` with one factor per class;
+- ``nonneg_logit``: non-negative logit stacking (H2O's default metalearner,
+  a GLM with non-negative coefficients), here a log-linear pool
+  ``log p_k = sum_j w_j log r_jk + b_k`` with ``w >= 0``;
+- ``greedy``: greedy ensemble selection (Caruana et al. 2004), forward
+  selection with replacement scored by the selection's own criterion;
+- ``single:NAME``: each base estimator alone.
+
+Every candidate other than ``cf`` is fitted with the plain log loss and maps
+its score through a fitted log-linear pool (Platt scaling for one binary
+model, temperature and class biases for K classes), so whichever is chosen,
+``predict_proba`` estimates ``p(y | x)``. :func:`select` scores each candidate
+by repeated stratified K-fold on the labeled rows of ``R``: every candidate is
+scored only on rows it was not fitted on, with out-of-fold predictions
+pooled over the folds of each repeat.
+"""
+
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_softmax, logit, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from ._cf import cf_predict_proba, fit_cf
+
+# Probabilities are clipped to [_CLIP, 1 - _CLIP] before their logarithm:
+# trees and forests output exact 0 and 1.
+_CLIP = 1e-4
+
+# Forward-selection steps of greedy ensemble selection (auto-sklearn's
+# ensemble size is 50; the best prefix is kept, so more steps only cost time).
+_GREEDY_STEPS = 25
+
+# L2 penalty of the log-linear pool's weights, on the summed-loss scale (1/C
+# of LogisticRegression).
+_POOL_ALPHA = 1.0
+
+
+def default_scoring(n_classes):
+    """The selection criterion when ``scoring=None``.
+
+    PR-AUC (average precision) for binary problems, the goal on imbalanced
+    data; log loss for K classes, which also rewards calibration.
+    """
+    return "average_precision" if n_classes == 2 else "neg_log_loss"
+
+
+def _log_proba_blocks(R, n_classes):
+    """Per-model log-probability features, shape (n, m) binary (logits) or (n, m, K)."""
+    clipped = np.clip(R, _CLIP, 1.0 - _CLIP)
+    if n_classes == 2:
+        return logit(clipped)
+    blocks = clipped.reshape(len(R), -1, n_classes)
+    return np.log(blocks / blocks.sum(axis=2, keepdims=True))
+
+
+def model_proba(R, n_classes, j):
+    """(n, K) probabilities of base model ``j`` from its columns of ``R``."""
+    if n_classes == 2:
+        p = np.clip(R[:, j], 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
+    block = np.clip(R[:, j * n_classes:(j + 1) * n_classes], 0.0, None)
+    total = block.sum(axis=1, keepdims=True)
+    return np.divide(block, total, out=np.full_like(block, 1.0 / n_classes), where=total > 0)
+
+
+def fit_log_linear_pool(F, y, sample_weight, n_classes, alpha=_POOL_ALPHA):
+    """Non-negative weights ``w`` and intercepts ``b`` of a log-linear pool.
+
+    Binary: ``logit p = F @ w + b`` with ``F`` of shape (n, m). K classes:
+    ``p_k proportional to exp(sum_j w_j F_jk + b_k)`` with ``F`` of shape
+    (n, m, K). Minimizes the weighted mean log loss plus
+    ``alpha / (2 sum(sample_weight)) |w|^2`` under ``w >= 0`` (L-BFGS-B).
+    """
+    m = F.shape[1]
+    s = sample_weight / sample_weight.sum()
+    ridge = alpha / sample_weight.sum()
+    n_b = 1 if n_classes == 2 else n_classes
+    Y = None if n_classes == 2 else (y[:, None] == np.arange(n_classes))
+
+    def objective(theta):
+        w, b = theta[:m], theta[m:]
+        if n_classes == 2:
+            z = F @ w + b[0]
+            # log loss of a logistic model, written stably
+            loss = np.logaddexp(0.0, z) - y * z
+            g = (expit(z) - y) * s
+            grad_w, grad_b = F.T @ g, np.array([g.sum()])
+        else:
+            z = np.einsum("imk,m->ik", F, w) + b
+            logp = log_softmax(z, axis=1)
+            loss = -logp[Y]
+            G = (np.exp(logp) - Y) * s[:, None]
+            grad_w, grad_b = np.einsum("imk,ik->m", F, G), G.sum(axis=0)
+        value = np.dot(s, loss) + 0.5 * ridge * np.dot(w, w)
+        return value, np.concatenate([grad_w + ridge * w, grad_b])
+
+    theta0 = np.concatenate([np.full(m, 1.0 / m), np.zeros(n_b)])
+    bounds = [(0.0, None)] * m + [(None, None)] * n_b
+    solution = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                        options={"maxiter": 500, "gtol": 1e-8})
+    return solution.x[:m], solution.x[m:]
+
+
+def pool_proba(F, w, b, n_classes):
+    """(n, K) probabilities of a fitted log-linear pool."""
+    if n_classes == 2:
+        p = expit(F @ w + b[0])
+        return np.column_stack([1.0 - p, p])
+    return softmax(np.einsum("imk,m->ik", F, w) + b, axis=1)
+
+
+class _ProbaInput(ClassifierMixin, BaseEstimator):
+    """A classifier whose input is its own ``predict_proba`` output.
+
+    Lets any scikit-learn scorer score a matrix of predicted probabilities:
+    ``scorer(_ProbaInput(classes), P, y)``.
+    """
+
+    def __init__(self, classes):
+        self.classes = classes
+
+    def fit(self, X, y=None):  # pragma: no cover - never fitted, classes_ is set
+        return self
+
+    @property
+    def classes_(self):
+        return self.classes
+
+    def predict_proba(self, X):
+        return X
+
+    def predict(self, X):
+        return self.classes[np.argmax(X, axis=1)]
+
+
+def average_precision(y, proba, sample_weight):
+    """Weighted average precision of ``proba[:, 1]``, as scikit-learn computes it.
+
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct thresholds; the same value
+    as :func:`sklearn.metrics.average_precision_score`, without its input
+    validation, which dominates the cost of greedy ensemble selection.
+    """
+    score = proba[:, 1]
+    order = np.argsort(-score, kind="mergesort")
+    positive = (y[order] == 1) * sample_weight[order]
+    tps = np.cumsum(positive)
+    total = np.cumsum(sample_weight[order])
+    last = np.r_[np.flatnonzero(np.diff(score[order])), len(score) - 1]
+    tps, total = tps[last], total[last]
+    if tps[-1] <= 0:
+        return 0.0
+    precision = np.divide(tps, total, out=np.zeros_like(tps), where=total > 0)
+    return float(np.dot(np.diff(tps, prepend=0.0) / tps[-1], precision))
+
+
+def neg_log_loss(y, proba, sample_weight):
+    """Weighted mean log loss of ``proba``, negated (as scikit-learn's scorer)."""
+    p = np.clip(proba[np.arange(len(y)), y], np.finfo(float).eps, None)
+    return float(np.dot(sample_weight, np.log(p)) / sample_weight.sum())
+
+
+_FAST_METRICS = {"average_precision": average_precision, "neg_log_loss": neg_log_loss}
+
+
+def get_scorer(scoring, n_classes):
+    """``score(y, proba, sample_weight)`` for ``scoring`` (None: :func:`default_scoring`).
+
+    Any scikit-learn scorer name or callable ``scorer(estimator, X, y)``
+    works; it scores a matrix of predicted probabilities through a classifier
+    whose input is its own output. The default criteria have exact fast
+    versions.
+    """
+    scoring = default_scoring(n_classes) if scoring is None else scoring
+    if isinstance(scoring, str) and scoring in _FAST_METRICS:
+        return _FAST_METRICS[scoring]
+    scorer = check_scoring(_ProbaInput(np.arange(n_classes)), scoring=scoring)
+    identity = _ProbaInput(np.arange(n_classes))
+
+    def score(y, proba, sample_weight):
+        return float(scorer(identity, proba, y, sample_weight=sample_weight))
+
+    return score
+
+
+# ---------------------------------------------------------------------------
+# candidates: fit(R, y, labeled, weights) and predict_proba(R), on the layout of R
+# ---------------------------------------------------------------------------
+
+
+class CFCandidate:
+    """The CF-Ensemble model with some parameters overridden."""
+
+    def __init__(self, params, seed, **overrides):
+        self.params = {**params, **overrides}
+        self.seed = seed
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        self.model_, _ = fit_cf(R, y, labeled, weights, n_classes=n_classes,
+                                params=self.params, seed=self.seed)
+        return self
+
+    def predict_proba(self, R):
+        return cf_predict_proba(self.model_, R)
+
+
+class PoolCandidate:
+    """Log-linear pool of a subset of base models (non-negative logit stacking)."""
+
+    def __init__(self, models=None):
+        self.models = models
+
+    def _features(self, R, n_classes):
+        F = _log_proba_blocks(R, n_classes)
+        return F if self.models is None else F[:, self.models]
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        self.n_classes_ = n_classes
+        F = self._features(R[labeled], n_classes)
+        self.weights_, self.intercept_ = fit_log_linear_pool(
+            F, y[labeled], weights[labeled], n_classes
+        )
+        return self
+
+    def predict_proba(self, R):
+        F = self._features(R, self.n_classes_)
+        return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
+
+
+class AverageCandidate:
+    """Calibrated weighted average of base models' probabilities.
+
+    ``counts=None`` runs greedy ensemble selection (Caruana et al. 2004) on
+    the training rows to choose the counts; fixed ``counts`` (one model: a
+    single base estimator) are used as given. The average is then mapped
+    through a one-feature log-linear pool (Platt or temperature scaling).
+    """
+
+    def __init__(self, counts=None, scorer=None, n_steps=_GREEDY_STEPS):
+        self.counts = counts
+        self.scorer = scorer
+        self.n_steps = n_steps
+
+    @staticmethod
+    def _average(probas, counts):
+        return np.tensordot(counts / counts.sum(), probas, axes=1)
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        m = R.shape[1] // (1 if n_classes == 2 else n_classes)
+        probas = np.stack([model_proba(R[labeled], n_classes, j) for j in range(m)])
+        y, w = y[labeled], weights[labeled]
+        if self.counts is None:
+            counts = greedy_selection(probas, y, w, self.scorer, self.n_steps)
+        else:
+            counts = np.asarray(self.counts, dtype=float)
+        self.n_classes_, self.counts_ = n_classes, counts
+        F = _log_proba_blocks(self._layout(self._average(probas, counts)), n_classes)
+        self.weights_, self.intercept_ = fit_log_linear_pool(F, y, w, n_classes)
+        return self
+
+    def _layout(self, proba):
+        """One-model R columns of an (n, K) probability matrix."""
+        return proba[:, 1:] if self.n_classes_ == 2 else proba
+
+    def predict_proba(self, R):
+        m = len(self.counts_)
+        probas = np.stack([model_proba(R, self.n_classes_, j) for j in range(m)])
+        F = _log_proba_blocks(self._layout(self._average(probas, self.counts_)), self.n_classes_)
+        return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
+
+
+def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
+    """Counts of greedy ensemble selection with replacement (Caruana et al. 2004).
+
+    Starts from the best single model and adds, one step at a time, the
+    model whose inclusion in the average scores best; returns the counts of
+    the best-scoring step.
+
+    Parameters
+    ----------
+    probas : ndarray of shape (n_models, n_samples, n_classes)
+    y, sample_weight : ndarray of shape (n_samples,)
+    scorer : callable
+        ``scorer(y, proba, sample_weight)``, greater is better (:func:`get_scorer`).
+
+    Returns
+    -------
+    counts : ndarray of shape (n_models,)
+    """
+    m = len(probas)
+    counts = np.zeros(m)
+    total = np.zeros_like(probas[0])
+    best_score, best_counts = -np.inf, None
+    for step in range(n_steps):
+        trial = [scorer(y, (total + probas[j]) / (step + 1), sample_weight) for j in range(m)]
+        j = int(np.argmax(trial))
+        counts[j] += 1
+        total += probas[j]
+        if trial[j] > best_score:
+            best_score, best_counts = trial[j], counts.copy()
+    return best_counts
+
+
+def candidate_library(names, n_classes, cf_params, seed, scorer):
+    """The documented candidate library: ``[(name, candidate), ...]``, ``cf`` first."""
+    stronger = 10.0 * float(cf_params["aggregator_alpha"])
+    library = [
+        ("cf", CFCandidate(cf_params, seed)),
+        (f"cf(aggregator_alpha={stronger:g})", CFCandidate(cf_params, seed,
+                                                          aggregator_alpha=stronger)),
+    ]
+    if cf_params["latent_dim"] != n_classes:
+        library.append((f"cf(latent_dim={n_classes})",
+                        CFCandidate(cf_params, seed, latent_dim=n_classes)))
+    library += [("nonneg_logit", PoolCandidate()), ("greedy", AverageCandidate(scorer=scorer))]
+    library += [(f"single:{name}", AverageCandidate(counts=np.eye(len(names))[j]))
+                for j, name in enumerate(names)]
+    return library
+
+
+def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=2,
+           random_state=None):
+    """Score every candidate by repeated stratified K-fold on the labeled rows of ``R``.
+
+    Unlabeled rows are training rows of every fold (the CF candidates'
+    factorization uses them; the others ignore them). Each repeat pools the
+    out-of-fold probabilities of its folds and scores them once, which is
+    far less noisy than a mean of fold scores when a class has few rows.
+
+    Returns
+    -------
+    results : dict
+        ``cv_results_``-like: ``candidate``, ``mean_test_score``,
+        ``std_test_score``, ``split{r}_test_score`` (one per repeat),
+        ``rank_test_score`` and ``mean_fit_time`` (seconds per fold).
+    oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
+        Every candidate's out-of-fold probabilities of the labeled rows.
+    """
+    lab_idx = np.flatnonzero(labeled)
+    unl_idx = np.flatnonzero(~labeled)
+    y_lab, w_lab = y[lab_idx], weights[lab_idx]
+    splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
+                                       random_state=random_state)
+    folds = list(splitter.split(lab_idx, y_lab))
+    oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
+    fit_time = np.zeros(len(library))
+    for c, (_, candidate) in enumerate(library):
+        for k, (train, test) in enumerate(folds):
+            rows = np.concatenate([lab_idx[train], unl_idx])
+            start = time.perf_counter()
+            candidate.fit(R[rows], y[rows], labeled[rows], weights[rows], n_classes)
+            fit_time[c] += time.perf_counter() - start
+            oof[c, k // n_splits, test] = candidate.predict_proba(R[lab_idx[test]])
+    scores = np.array([[scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)]
+                       for c in range(len(library))])
+    mean = scores.mean(axis=1)
+    results = {
+        "candidate": [name for name, _ in library],
+        "mean_test_score": mean,
+        "std_test_score": scores.std(axis=1),
+        **{f"split{r}_test_score": scores[:, r] for r in range(n_repeats)},
+        "rank_test_score": (np.argsort(np.argsort(-mean, kind="stable")) + 1).astype(np.int32),
+        "mean_fit_time": fit_time / len(folds),
+    }
+    return results, oof
+
+
+def anchored_choice(oof, y, sample_weight, scorer, *, anchor=0, n_boot=100, threshold=1.0,
+                    random_state=None):
+    """Index of the candidate to use: the best, unless it does not clearly beat ``anchor``.
+
+    The best candidate by pooled out-of-fold score replaces the anchor only
+    when its paired advantage exceeds ``threshold`` bootstrap standard errors
+    (rows resampled, both candidates scored on the same resample): with few
+    labeled rows of a class, the apparent winner among many candidates is
+    often noise, and the anchor is the robust choice.
+    """
+    scores = np.array([[scorer(y, o, sample_weight) for o in cand] for cand in oof]).mean(axis=1)
+    best = int(np.argmax(scores))
+    if best == anchor or threshold <= 0:
+        return best
+    rng = np.random.default_rng(random_state)
+    n = oof.shape[2]
+    diffs = []
+    for _ in range(n_boot):
+        rows = rng.integers(0, n, n)
+        if len(np.unique(y[rows])) < oof.shape[3]:
+            continue
+        diffs.append(np.mean([scorer(y[rows], oof[best, r, rows], sample_weight[rows])
+                              - scorer(y[rows], oof[anchor, r, rows], sample_weight[rows])
+                              for r in range(oof.shape[1])]))
+    gain = scores[best] - scores[anchor]
+    return best if len(diffs) > 1 and gain > threshold * np.std(diffs) else anchor

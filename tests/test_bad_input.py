@@ -1,0 +1,144 @@
+"""The bad-input table: every case is a clear error, a warning that says what happened, or a fit.
+
+Walked for both estimators and both backends (torch cases skip without torch).
+"""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LinearRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.svm import LinearSVC
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skcfe import CFEnsembleClassifier, CFEnsembleTransformer
+
+from .conftest import BACKENDS, light_estimators
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 4))
+Y = np.r_[np.zeros(40, int), np.ones(20, int)]
+X[Y == 1] += 1.0
+
+
+class WrongColumns(ClassifierMixin, BaseEstimator):
+    """predict_proba with one column too many."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+    def predict_proba(self, X):
+        return np.full((len(X), len(self.classes_) + 1), 1.0 / (len(self.classes_) + 1))
+
+
+class ReturnsNaN(WrongColumns):
+    def predict_proba(self, X):
+        return np.full((len(X), len(self.classes_)), np.nan)
+
+
+class NotAnEstimator:
+    def predict_proba(self, X):  # pragma: no cover - never called
+        return X
+
+
+def nb():
+    return [("nb", GaussianNB())]
+
+
+# (case id, constructor parameters, y, fit keyword arguments, error type, message)
+ERRORS = [
+    ("marker int, string labels", {"unlabeled_label": -1}, np.where(Y == 1, "yes", "no"), {},
+     ValueError, r"unlabeled_label=-1 is of type int but the labels in y are strings"),
+    ("marker str, numeric labels", {"unlabeled_label": "unk"}, Y, {},
+     ValueError, r"unlabeled_label='unk' is of type str but the labels in y are numbers"),
+    ("marker, mixed labels", {"unlabeled_label": -1}, np.array(list(Y[:-1]) + ["x"], object), {},
+     ValueError, "y mixes string and non-string labels"),
+    ("wrong predict_proba columns", {"estimators": nb() + [("bad", WrongColumns())]}, Y, {},
+     ValueError, r"Base estimator 'bad': predict_proba returned shape \(\d+, 3\), but 2 classes"),
+    ("predict_proba NaN", {"estimators": nb() + [("nan", ReturnsNaN())]}, Y, {},
+     ValueError, "Base estimator 'nan': predict_proba returned NaN or infinity"),
+    ("entry None", {"estimators": nb() + [("none", None)]}, Y, {},
+     ValueError, "Base estimator 'none' is None; each entry of 'estimators' must be"),
+    ("entry string", {"estimators": nb() + [("s", "passthrough")]}, Y, {},
+     ValueError, "Base estimator 's' is 'passthrough'"),
+    ("entry not an estimator", {"estimators": nb() + [("obj", NotAnEstimator())]}, Y, {},
+     ValueError, r"Base estimator 'obj' \(NotAnEstimator\) is not a scikit-learn estimator"),
+    ("entry a regressor", {"estimators": nb() + [("lin", LinearRegression())]}, Y, {},
+     ValueError, r"Base estimator 'lin' \(LinearRegression\) is not a classifier"),
+    ("entry without predict_proba", {"estimators": nb() + [("svc", LinearSVC())]}, Y, {},
+     ValueError, r"Base estimator 'svc' \(LinearSVC\) has no predict_proba"),
+    ("all dropped", {"estimators": [("nb", "drop")]}, Y, {},
+     ValueError, "All estimators are dropped"),
+    ("estimators not pairs", {"estimators": [GaussianNB()]}, Y, {},
+     ValueError, r"Invalid 'estimators': expected a non-empty list of \(name, estimator\)"),
+    ("continuous y", {}, np.linspace(0, 1, 60), {},
+     ValueError, "Unknown label type: continuous"),
+    ("one class", {}, np.zeros(60, int), {},
+     ValueError, "needs labeled rows of at least 2 classes; got only one class: 0"),
+    ("NaN in y", {}, np.where(Y == 1, np.nan, 0.0), {},
+     ValueError, "Input y contains NaN or infinity"),
+    ("every row unlabeled", {"unlabeled_label": -1}, np.full(60, -1), {},
+     ValueError, r"Every row is unlabeled \(y == -1\)"),
+    ("negative sample_weight", {}, Y, {"sample_weight": -np.ones(60)},
+     ValueError, "Negative values in data passed to `sample_weight`"),
+    ("zero sample_weight", {}, Y, {"sample_weight": np.zeros(60)},
+     ValueError, "Sample weights must contain at least one non-zero number"),
+    ("rho out of range", {"rho": 2.0}, Y, {},
+     InvalidParameterError,
+     r"The 'rho' parameter of \w+ must be a float in the range \[0.0, 1.0\]"),
+    ("unknown backend", {"backend": "gpu"}, Y, {},
+     InvalidParameterError, "The 'backend' parameter"),
+    ("confidence callable wrong shape", {"confidence": lambda R: np.ones(3)}, Y, {},
+     ValueError, r"The confidence callable <lambda> returned shape \(3,\)"),
+    ("confidence callable negative", {"confidence": lambda R: -np.ones_like(R)}, Y, {},
+     ValueError, "returned negative or non-finite values"),
+    ("precomputed out of [0, 1]", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), 2.0)},
+     ValueError, r"must\s+lie in \[0, 1\]; got values in \[2, 2\]"),
+    ("precomputed NaN", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), np.nan)},
+     ValueError, "Missing predictions are not supported yet"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+@pytest.mark.parametrize("case, params, y, fit_kw, error, message", ERRORS,
+                         ids=[case[0] for case in ERRORS])
+def test_bad_input_is_a_clear_error(Estimator, backend, case, params, y, fit_kw, error, message):
+    params = {"estimators": light_estimators(), "cv": 3, "backend": backend, **params}
+    fit_kw = dict(fit_kw)
+    X_fit = fit_kw.pop("X", X)
+    with pytest.raises(error, match=message):
+        Estimator(**params).fit(X_fit, y, **fit_kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_latent_dim_above_the_columns_is_capped_with_a_warning(Estimator, backend):
+    est = Estimator(light_estimators(), cv=3, latent_dim=2000, backend=backend, max_iter=20)
+    with pytest.warns(UserWarning, match="latent_dim=2000 is more than the 2 columns"):
+        est.fit(X, Y)
+    assert est.classifier_factors_.shape == (2, 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_drop_works_as_in_stacking(Estimator, backend):
+    est = Estimator(light_estimators() + [("gone", "drop")], cv=3, backend=backend).fit(X, Y)
+    assert est.named_estimators_["gone"] == "drop"
+    assert len(est.estimators_) == 2
+
+
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_predict_errors(Estimator):
+    est = Estimator(light_estimators(), cv=3).fit(X, Y)
+    method = est.predict_proba if Estimator is CFEnsembleClassifier else est.transform
+    with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 4 features"):
+        method(X[:, :3])
+    pre = Estimator("precomputed").fit(rng.random((60, 2)), Y)
+    method = pre.predict_proba if Estimator is CFEnsembleClassifier else pre.transform
+    with pytest.raises(ValueError, match="X has 3 columns, but .* on 2"):
+        method(rng.random((4, 3)))

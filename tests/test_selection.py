@@ -1,0 +1,311 @@
+"""Level-1 selection on the out-of-fold matrix (skcfe/_selection.py) and the classifier's use."""
+
+import matplotlib
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, log_loss
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+from skcfe import CFEnsembleClassifier, SelectionDisplay
+from skcfe._selection import (
+    PoolCandidate,
+    average_precision,
+    candidate_library,
+    fit_log_linear_pool,
+    get_scorer,
+    greedy_selection,
+    neg_log_loss,
+    select,
+)
+
+from .conftest import light_estimators
+
+matplotlib.use("Agg")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 10), st.floats(0.01, 10)),
+             min_size=2, max_size=60)
+)
+def test_average_precision_equals_scikit_learn(rows):
+    y, score, w = (np.array(c) for c in zip(*rows))
+    if y.sum() == 0:
+        return
+    score = score / 10.0  # ties on purpose
+    proba = np.column_stack([1 - score, score])
+    expected = average_precision_score(y, score, sample_weight=w)
+    assert average_precision(y, proba, w) == pytest.approx(expected, abs=1e-12)
+
+
+def test_neg_log_loss_equals_scikit_learn():
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(4), size=50)
+    y, w = rng.integers(0, 4, 50), rng.random(50)
+    expected = -log_loss(y, proba, sample_weight=w, labels=np.arange(4))
+    assert neg_log_loss(y, proba, w) == pytest.approx(expected, rel=1e-12)
+
+
+def test_get_scorer_accepts_scikit_learn_names():
+    y = np.array([0, 1, 1, 0, 1])
+    proba = np.column_stack([1 - np.linspace(0.1, 0.9, 5), np.linspace(0.1, 0.9, 5)])
+    roc = get_scorer("roc_auc", 2)(y, proba, np.ones(5))
+    assert roc == pytest.approx(4 / 6)  # 4 of the 6 positive-negative pairs in order
+    with pytest.raises(ValueError, match="not_a_metric"):
+        get_scorer("not_a_metric", 2)
+
+
+def test_pool_of_one_model_is_platt_scaling():
+    # An overconfident model (logit three times too large): the pool recovers
+    # the slope 1/3, as logistic regression on its logit does.
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < expit(true_logit)).astype(int)
+    F = logit(expit(3 * true_logit).clip(1e-4, 1 - 1e-4))[:, None]
+    w, b = fit_log_linear_pool(F, y, np.ones(len(y)), 2)
+    lr = LogisticRegression(C=1.0).fit(F, y)
+    assert w[0] == pytest.approx(lr.coef_[0, 0], abs=1e-4)
+    assert b[0] == pytest.approx(lr.intercept_[0], abs=1e-4)
+    assert w[0] == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_pool_weights_are_non_negative():
+    # A model that is anti-correlated with the labels gets weight 0, not a negative one.
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 2000)
+    good = np.where(y == 1, 0.8, 0.2) + rng.normal(0, 0.05, 2000)
+    bad = 1 - good
+    F = logit(np.column_stack([good, bad]).clip(1e-4, 1 - 1e-4))
+    w, _ = fit_log_linear_pool(F, y, np.ones(2000), 2)
+    assert w[0] > 0.5
+    assert w[1] == 0.0
+
+
+def test_greedy_selection_prefers_the_accurate_model():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 400)
+    exact = np.column_stack([1.0 - y, y]) * 0.9 + 0.05
+    noise = rng.dirichlet([1, 1], size=400)
+    counts = greedy_selection(np.stack([noise, exact, noise]), y, np.ones(400),
+                              average_precision, n_steps=10)
+    assert counts[1] >= 1
+    assert counts[0] == counts[2] == 0
+
+
+class Memorizer:
+    """Perfect on the rows it was fitted on, uninformative anywhere else."""
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        self.seen_ = {row.tobytes(): label for row, label in zip(R[labeled], y[labeled])}
+        self.n_classes_ = n_classes
+        return self
+
+    def predict_proba(self, R):
+        proba = np.full((len(R), self.n_classes_), 1.0 / self.n_classes_)
+        for i, row in enumerate(R):
+            label = self.seen_.get(row.tobytes())
+            if label is not None:
+                proba[i] = np.eye(self.n_classes_)[label]
+        return proba
+
+
+def test_selection_scores_candidates_only_on_rows_they_were_not_fitted_on():
+    rng = np.random.default_rng(3)
+    n = 300
+    y = (rng.random(n) < 0.2).astype(int)
+    R = expit(1.5 * (2 * y[:, None] - 1) + rng.normal(0, 1.5, (n, 3)))
+    labeled, w = np.ones(n, dtype=bool), np.ones(n)
+    memorizer = Memorizer().fit(R, y, labeled, w, 2)
+    # In sample the memorizer is perfect and beats the honest pool ...
+    assert average_precision(y, memorizer.predict_proba(R), w) == 1.0
+    library = [("memorizer", Memorizer()), ("pool", PoolCandidate())]
+    results, oof = select(R, y, labeled, w, library=library, scorer=average_precision,
+                          n_classes=2, random_state=0)
+    # ... held out it is at chance (its out-of-fold predictions are constant).
+    assert np.all(oof[0] == 0.5)
+    assert results["mean_test_score"][0] == pytest.approx(y.mean())
+    assert results["mean_test_score"][1] > 0.5
+    assert list(results["rank_test_score"]) == [2, 1]
+
+
+def test_classifier_never_picks_a_memorizing_base_model(binary_data):
+    # A base model that is perfect in sample shows up in R as out-of-fold
+    # predictions only, so the selection sees its held-out quality.
+    X, y = binary_data
+    from sklearn.tree import DecisionTreeClassifier
+
+    clf = CFEnsembleClassifier(
+        light_estimators() + [("memorizer", DecisionTreeClassifier(random_state=0))],
+        cv=3, random_state=0,
+    ).fit(X, y)
+    results = clf.selection_results_
+    assert clf.combiner_ != "single:memorizer"
+    assert clf.estimators_[-1].score(X, y) == 1.0
+    memorizer = results["candidate"].index("single:memorizer")
+    assert results["rank_test_score"][memorizer] > 1
+
+
+def test_candidate_library_lists_every_documented_candidate():
+    params = CFEnsembleClassifier().get_params()
+    names = [n for n, _ in candidate_library(["a", "b"], 2, params, 0, average_precision)]
+    assert names == ["cf", "cf(aggregator_alpha=100)", "cf(latent_dim=2)", "nonneg_logit",
+                     "greedy", "single:a", "single:b"]
+    params["latent_dim"] = 3
+    names = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss)]
+    assert "cf(latent_dim=3)" not in names
+
+
+# Predictions of CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)
+# recorded before the combiner selection existed (commit 24c8372).
+FORCED_CF_ORACLE = [
+    ({}, [0.042499647546, 0.869461287639, 0.124885742877, 0.096003167699]),
+    ({"focal_gamma": 2.0}, [0.043490277526, 0.876330093535, 0.126351437092, 0.096231409541]),
+    ({"use_class_weights": False},
+     [0.053816135351, 0.876485017151, 0.137033182411, 0.102083615192]),
+]
+
+
+@pytest.mark.parametrize("params, expected", FORCED_CF_ORACLE)
+def test_forced_cf_reproduces_the_results_before_selection(binary_data, params, expected):
+    X, y = binary_data
+    params = {"use_class_weights": True, **params}
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="cf", **params)
+    clf.fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X[:4])[:, 1], expected, rtol=1e-8)
+    assert clf.combiner_ == "cf" and clf.selection_results_ is None
+
+
+def test_forced_cf_reproduces_multiclass_results(multiclass_data):
+    X, y = multiclass_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="cf",
+                               use_class_weights=True).fit(X, y)
+    expected = [[5.129487533705e-02, 9.463404126181e-01, 2.364712044837e-03],
+                [1.485318847845e-03, 9.983684094429e-01, 1.462717092435e-04],
+                [4.180006773651e-02, 3.456551081487e-02, 9.236344214486e-01]]
+    np.testing.assert_allclose(clf.predict_proba(X[:3]), expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize("data", ["binary_data", "multiclass_data"])
+def test_auto_combiner_exposes_its_choice(data, request):
+    X, y = request.getfixturevalue(data)
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    results = clf.selection_results_
+    assert clf.combiner_ in results["candidate"]
+    n = len(results["candidate"])
+    for key in ("mean_test_score", "std_test_score", "split0_test_score", "split1_test_score",
+                "rank_test_score", "mean_fit_time"):
+        assert len(results[key]) == n
+    best = results["candidate"][int(np.argmax(results["mean_test_score"]))]
+    assert clf.combiner_ == best
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.all((proba >= 0) & (proba <= 1))
+    # The CF attributes describe the configured CF aggregator, whatever was chosen.
+    forced = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="cf")
+    np.testing.assert_allclose(forced.fit(X, y).coef_, clf.coef_)
+
+
+def test_scoring_changes_the_criterion(binary_data):
+    X, y = binary_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring="neg_brier_score")
+    results = clf.fit(X, y).selection_results_
+    assert np.all(np.asarray(results["mean_test_score"]) <= 0)  # Brier, negated
+
+
+def test_selection_uses_sample_weight(binary_data):
+    X, y = binary_data
+    weights = np.where(y == 1, 5.0, 1.0)
+    plain = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    weighted = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)
+    weighted.fit(X, y, sample_weight=weights)
+    assert not np.allclose(plain.selection_results_["mean_test_score"],
+                           weighted.selection_results_["mean_test_score"])
+
+
+def test_selection_folds_capped_by_the_smallest_class():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.r_[np.zeros(38, int), 1, 1]
+    X[y == 1] += 3
+    clf = CFEnsembleClassifier(light_estimators(), cv=StratifiedKFold(2), random_state=0)
+    clf.fit(X, y)
+    # Two positive rows: the selection runs on 2 folds instead of 5.
+    assert np.isfinite(clf.selection_results_["mean_test_score"]).all()
+    # One labeled positive row: nothing to validate on, so the CF aggregator is used.
+    y_one = np.r_[np.zeros(38, int), -1, 1]
+    clf.set_params(unlabeled_label=-1, cv=KFold(2, shuffle=True, random_state=0))
+    with pytest.warns(RuntimeWarning, match="Number of classes in training fold"):
+        clf.fit(X, y_one)
+    assert clf.selection_results_ is None and clf.combiner_ == "cf"
+
+
+def test_semi_supervised_selection(binary_data):
+    X, y = binary_data
+    y = y.copy()
+    y[::3] = -1
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, unlabeled_label=-1)
+    clf.fit(X, y)
+    assert clf.combiner_ in clf.selection_results_["candidate"]
+    assert set(clf.predict(X)) <= {0, 1}
+
+
+def test_precomputed_matches_the_base_estimators(binary_data):
+    X, y = binary_data
+    folds = StratifiedKFold(3)
+    from sklearn.base import clone
+
+    R = np.column_stack([
+        cross_val_predict(clone(est), X, y, cv=folds, method="predict_proba")[:, 1]
+        for _, est in light_estimators()
+    ])
+    R_new = np.column_stack([clone(est).fit(X, y).predict_proba(X[:20])[:, 1]
+                             for _, est in light_estimators()])
+    direct = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    pre = CFEnsembleClassifier("precomputed", random_state=0).fit(R, y)
+    assert pre.n_features_in_ == 2
+    assert pre.combiner_ == direct.combiner_.replace("nb", "column0").replace("tree", "column1")
+    np.testing.assert_allclose(pre.predict_proba(R_new), direct.predict_proba(X[:20]),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.full((6, 2), np.nan), "Missing predictions are not supported yet"),
+        (np.full((6, 2), 1.5), r"must\s+lie in \[0, 1\]"),
+        (np.full((6, 3, 1), 0.5), "2D probability matrix"),
+    ],
+)
+def test_precomputed_rejects_bad_matrices(X, message):
+    y = np.array([0, 1] * 3)
+    with pytest.raises(ValueError, match=message):
+        CFEnsembleClassifier("precomputed").fit(X, y)
+
+
+def test_precomputed_checks_columns(multiclass_data):
+    _, y = multiclass_data
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="3 column\\(s\\) per base model"):
+        CFEnsembleClassifier("precomputed").fit(rng.random((len(y), 4)), y)
+    clf = CFEnsembleClassifier("precomputed", random_state=0).fit(rng.random((len(y), 6)), y)
+    with pytest.raises(ValueError, match="X has 3 columns, but .* on 6"):
+        clf.predict_proba(rng.random((5, 3)))
+
+
+def test_selection_display_renders(binary_data):
+    X, y = binary_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    display = SelectionDisplay.from_estimator(clf)
+    labels = [t.get_text() for t in display.ax_.get_yticklabels()]
+    assert sorted(labels) == sorted(clf.selection_results_["candidate"])
+    assert display.ax_.get_legend() is not None
+    chosen_points = display.errorbar_[-1].lines[0].get_xdata()
+    best = np.max(clf.selection_results_["mean_test_score"])
+    assert chosen_points[0] == pytest.approx(best)
+    forced = CFEnsembleClassifier(light_estimators(), cv=3, combiner="cf").fit(X, y)
+    with pytest.raises(ValueError, match="ran no selection"):
+        SelectionDisplay.from_estimator(forced)
