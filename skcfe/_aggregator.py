@@ -109,15 +109,24 @@ def fit_weighted(
     """Train the 'weighted' aggregator to convergence, warm-started.
 
     Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``
-    with the exact gradient: damped Newton when the aggregator is small
-    (binary problems, a few classes), preconditioned L-BFGS when it is large
-    or Newton meets non-convexity, always finished by Newton steps so the
-    weights are solved to full precision.
+    with the exact gradient. Which solver depends on the number of weights,
+    ``n_outputs * (n_columns + 1)``:
+
+    * up to 1500 (``_NEWTON_MAX_PARAMETERS``; binary problems, a few
+      classes): damped Newton, which solves the weights to full float64
+      precision. When Newton meets non-convexity (a focal loss far from the
+      optimum) or has not converged after 50 steps, preconditioned L-BFGS
+      takes over and up to 10 Newton steps finish from its solution.
+    * above 1500: preconditioned L-BFGS alone, with no Newton finish. It
+      stops at a largest projected gradient component of 1e-8 (in whitened
+      coordinates), a relative decrease of 1e-12 or ``max_iter`` iterations,
+      so the weights are only as precise as those tolerances allow.
 
     ``newton_steps`` caps the Newton steps for a cheap update that only
     tracks a moving optimum (ALS between sweeps): it stops after that many
     descent steps, converged or not, and falls back to L-BFGS only if Newton
-    fails. ``None`` (the default) solves to full precision.
+    fails. ``None`` (the default) solves to full precision (to L-BFGS's
+    tolerances above 1500 weights, where ``newton_steps`` has no effect).
 
     Returns
     -------

@@ -9,35 +9,45 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
 from ._cf import cf_predict_proba
-from ._selection import candidate_library, get_scorer, select
+from ._selection import (
+    SuperLearner,
+    candidate_library,
+    get_scorer,
+    select,
+    super_learner_weights,
+)
 
 COMBINER_DOC = """\
-combiner : {'auto', 'cf'}, default='auto'
-        Level-1 model. 'auto' chooses, by repeated stratified cross-validation
-        on the out-of-fold probability matrix (no base estimator is refit),
-        among the CF aggregator as configured, two CF variants (ten times the
-        ``aggregator_alpha``; ``latent_dim`` equal to the number of classes),
-        non-negative logit stacking, greedy ensemble selection and each base
-        estimator alone: a discrete Super Learner, never worse in expectation
-        than the best of them. 'cf' always uses the CF aggregator as
-        configured, skipping the selection.
+combiner : {'auto', 'select', 'cf'}, default='auto'
+        Level-1 model, chosen by stratified cross-validation on the
+        out-of-fold probability matrix (no base estimator is refit) among
+        candidates: the CF aggregator as configured, the CF aggregator with
+        one latent factor per class, StackingClassifier's logistic
+        regression, non-negative logit stacking, greedy ensemble selection
+        and each base estimator alone (see the user guide). 'auto' combines
+        them as a continuous Super Learner: a non-negative log-linear pool of
+        the candidates, weighted by their out-of-fold predictions. 'select'
+        uses the single candidate with the best score (discrete Super
+        Learner). 'cf' always uses the CF aggregator as configured, skipping
+        the selection.
 
     scoring : str, callable or None, default=None
-        Selection criterion of ``combiner='auto'``, a scikit-learn scorer name
-        or callable (greater is better). ``None``: 'average_precision' (PR-AUC)
-        for binary problems, 'neg_log_loss' for more classes.
+        Criterion of the selection, a scikit-learn scorer name or callable
+        (greater is better). ``None``: 'average_precision' (PR-AUC) for
+        binary problems, 'neg_log_loss' for more classes.
 
     selection_cv : int, default=5
-        Folds of the selection's stratified cross-validation, repeated twice
-        with different shuffles; capped by the number of labeled rows of the
-        smallest class. A class with a single labeled row leaves nothing to
-        validate on: the selection is then skipped and 'cf' used."""
+        Folds of the selection's stratified cross-validation over the labeled
+        rows, capped by the number of labeled rows of the smallest class. A
+        class with a single labeled row leaves nothing to validate on: the
+        selection is then skipped and 'cf' used."""
 
 SELECTION_ATTRIBUTES_DOC = """\
 combiner_ : str
-        The level-1 model that :meth:`predict_proba` uses: 'cf', a CF
-        variant such as 'cf(aggregator_alpha=100)', 'nonneg_logit', 'greedy'
-        or 'single:<name>'.
+        The level-1 model :meth:`predict_proba` uses: 'super_learner'
+        (``combiner='auto'``), the chosen candidate's name ('cf',
+        'cf(latent_dim=K)', 'stacking', 'nonneg_logit', 'greedy' or
+        'single:<name>'), or 'cf'.
 
     combiner_estimator_ : object
         The fitted level-1 model named by ``combiner_``. The CF attributes
@@ -45,11 +55,13 @@ combiner_ : str
         CF aggregator as configured, whatever is chosen.
 
     selection_results_ : dict of str to list or ndarray, or None
-        Every candidate's selection score, like ``cv_results_`` of
+        Every candidate's cross-validated score, like ``cv_results_`` of
         :class:`~sklearn.model_selection.GridSearchCV`: ``candidate``,
-        ``mean_test_score``, ``std_test_score``, ``split<r>_test_score`` (the
-        score of repeat ``r``'s pooled out-of-fold predictions),
-        ``rank_test_score`` and ``mean_fit_time``. Plot it with
+        ``pooled_test_score`` (the score of its out-of-fold predictions over
+        all labeled rows, which the choice uses), ``mean_test_score``,
+        ``std_test_score`` and ``split<k>_test_score`` over the folds,
+        ``rank_test_score``, ``mean_fit_time`` and, for 'auto', ``weight``
+        (its weight in the Super Learner's pool). Plot it with
         :class:`~skcfe.SelectionDisplay`. None when ``combiner='cf'``.
 
     """
@@ -133,7 +145,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
 
     _parameter_constraints: dict = {
         **BaseCFEnsemble._parameter_constraints,
-        "combiner": [StrOptions({"auto", "cf"})],
+        "combiner": [StrOptions({"auto", "select", "cf"})],
         "scoring": [None, str, callable, HasMethods("__call__")],
         "selection_cv": [Interval(Integral, 2, None, closed="left")],
     }
@@ -152,7 +164,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         aggregator_alpha=10.0,
         aggregator_input="logit",
         focal_gamma=0.0,
-        use_class_weights=True,
+        use_class_weights=False,
         posterior_correction=True,
         unlabeled_label=None,
         cv=5,
@@ -219,33 +231,52 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         problem = self._fit_model(X, y, sample_weight)
         self.combiner_, self.combiner_estimator_ = "cf", self._cf_model
         self.selection_results_ = None
-        if self.combiner == "auto":
+        if self.combiner != "cf":
             self._select_combiner(problem)
         return self
 
     def _select_combiner(self, problem):
-        """Choose the level-1 model by cross-validation on the out-of-fold matrix."""
-        y, labeled = problem.y, problem.labeled
+        """Choose or combine level-1 models by cross-validation on the out-of-fold matrix."""
+        y, labeled, weights = problem.y, problem.labeled, problem.row_weight
         n_classes = len(self.classes_)
         smallest = np.bincount(y[labeled], minlength=n_classes).min()
         n_splits = min(int(self.selection_cv), int(smallest))
         if n_splits < 2:
             return
-        seed = self._seed
         scorer = get_scorer(self.scoring, n_classes)
         library = candidate_library(
-            self._model_names(), n_classes, self._fitted_cf_params, seed, scorer
+            self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer
         )
-        self.selection_results_, oof = select(
-            problem.R, y, labeled, problem.row_weight, library=library, scorer=scorer,
-            n_classes=n_classes, n_splits=n_splits, random_state=seed,
+        results, oof = select(
+            problem.R, y, labeled, weights, library=library, scorer=scorer,
+            n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
         )
-        best = int(np.argmax(self.selection_results_["mean_test_score"]))
-        self.combiner_ = library[best][0]
-        if best > 0:
-            self.combiner_estimator_ = library[best][1].fit(
-                problem.R, y, labeled, problem.row_weight, n_classes
-            )
+        self.selection_results_ = results
+        best = int(np.argmax(results["pooled_test_score"]))
+        pool = None
+        if self.combiner == "auto":
+            lab = np.flatnonzero(labeled)
+            pool, intercept = super_learner_weights(oof, y[lab], weights[lab], n_classes)
+            results["weight"] = pool
+        if pool is None or not np.any(pool > 0):
+            self.combiner_ = library[best][0]
+            if best > 0:
+                self.combiner_estimator_ = library[best][1].fit(
+                    problem.R, y, labeled, weights, n_classes
+                )
+            return
+        members = np.flatnonzero(pool > 0)
+        fitted = [
+            self._cf_model_candidate() if c == 0
+            else library[c][1].fit(problem.R, y, labeled, weights, n_classes)
+            for c in members
+        ]
+        self.combiner_ = "super_learner"
+        self.combiner_estimator_ = SuperLearner(fitted, pool[members], intercept, n_classes)
+
+    def _cf_model_candidate(self):
+        """The CF aggregator already fitted on every row, as a pool member."""
+        return _FittedCF(self._cf_model)
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.
@@ -305,3 +336,13 @@ CFEnsembleClassifier.__doc__ = (
     .replace("%(selection_attributes)s", SELECTION_ATTRIBUTES_DOC)
     .replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
 )
+
+
+class _FittedCF:
+    """A fitted CF model with the candidates' predict_proba interface."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict_proba(self, R):
+        return cf_predict_proba(self.model, R)

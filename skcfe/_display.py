@@ -7,19 +7,23 @@ from sklearn.utils.validation import check_is_fitted
 class SelectionDisplay:
     """Plot of the level-1 selection of a fitted :class:`CFEnsembleClassifier`.
 
-    One row per candidate: the mean inner-CV score with its spread over the
-    repeats (one standard deviation); the candidate that predicts is drawn
-    in a different colour. Build it with :meth:`from_estimator`.
+    One row per candidate: the score of its pooled out-of-fold predictions,
+    with the spread of its fold scores (one standard deviation). The
+    candidates that predict (the chosen one, or the Super Learner's members,
+    each labelled with its pool weight) are drawn in a different colour.
+    Build it with :meth:`from_estimator`.
 
     Parameters
     ----------
     candidates : list of str
         Candidate names.
     mean_scores, std_scores : ndarray of shape (n_candidates,)
-    chosen : str
-        Name of the candidate in use.
+    chosen : list of str
+        Names of the candidates in use.
     scoring : str
         Label of the score axis.
+    weights : ndarray of shape (n_candidates,) or None
+        Super Learner pool weights, written beside the members.
 
     Attributes
     ----------
@@ -45,12 +49,14 @@ class SelectionDisplay:
     True
     """
 
-    def __init__(self, candidates, mean_scores, std_scores, chosen, scoring="score"):
+    def __init__(self, candidates, mean_scores, std_scores, chosen, scoring="score",
+                 weights=None):
         self.candidates = list(candidates)
         self.mean_scores = np.asarray(mean_scores, dtype=float)
         self.std_scores = np.asarray(std_scores, dtype=float)
-        self.chosen = chosen
+        self.chosen = list(chosen)
         self.scoring = scoring
+        self.weights = weights
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None):
@@ -79,8 +85,13 @@ class SelectionDisplay:
         if scoring is None:
             scoring = "average_precision" if len(estimator.classes_) == 2 else "neg_log_loss"
         label = scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "score")
-        display = cls(results["candidate"], results["mean_test_score"],
-                      results["std_test_score"], estimator.combiner_, scoring=label)
+        weights = results.get("weight")
+        if estimator.combiner_ == "super_learner":
+            chosen = [c for c, w in zip(results["candidate"], weights) if w > 0]
+        else:
+            chosen, weights = [estimator.combiner_], None
+        display = cls(results["candidate"], results["pooled_test_score"],
+                      results["std_test_score"], chosen, scoring=label, weights=weights)
         return display.plot(ax=ax)
 
     def plot(self, ax=None):
@@ -100,7 +111,7 @@ class SelectionDisplay:
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 0.35 * len(self.candidates) + 1.2))
         rows = np.arange(len(self.candidates))[::-1]
-        chosen = np.array([name == self.chosen for name in self.candidates])
+        chosen = np.array([name in self.chosen for name in self.candidates])
         self.errorbar_ = []
         for mask, color, label in ((~chosen, "C0", "candidate"), (chosen, "C3", "chosen")):
             if mask.any():
@@ -108,8 +119,13 @@ class SelectionDisplay:
                     self.mean_scores[mask], rows[mask], xerr=self.std_scores[mask],
                     fmt="o", color=color, capsize=3, label=label,
                 ))
+        if self.weights is not None:
+            for row, mean, weight in zip(rows, self.mean_scores, self.weights):
+                if weight > 0:
+                    ax.annotate(f"w={weight:.2f}", (mean, row), textcoords="offset points",
+                                xytext=(6, 4), fontsize="x-small")
         ax.set_yticks(rows, self.candidates)
-        ax.set_xlabel(f"inner-CV {self.scoring} (mean, std over repeats)")
+        ax.set_xlabel(f"inner-CV {self.scoring} (pooled out-of-fold; bars: std over folds)")
         ax.legend(loc="best", fontsize="small")
         self.ax_, self.figure_ = ax, ax.figure
         return self

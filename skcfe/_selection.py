@@ -1,11 +1,12 @@
-"""Level-1 model selection on the out-of-fold matrix (a discrete Super Learner).
+"""Level-1 model selection on the out-of-fold matrix (the Super Learner).
 
 The base layer's out-of-fold matrix ``R`` is fixed, so choosing the combiner
 costs level-1 fits only. :func:`candidate_library` lists the candidates:
 
 - ``cf``: the CF-Ensemble aggregator as configured (the configured backend),
-  and two variants: ``cf(aggregator_alpha=...)`` with ten times the
-  aggregator's penalty, and ``cf(latent_dim=K)`` with one factor per class;
+  and ``cf(latent_dim=K)``, the same with one latent factor per class;
+- ``stacking``: StackingClassifier's final estimator, LogisticRegression()
+  on the probabilities;
 - ``nonneg_logit``: non-negative logit stacking (H2O's default metalearner,
   a GLM with non-negative coefficients), here a log-linear pool
   ``log p_k = sum_j w_j log r_jk + b_k`` with ``w >= 0``;
@@ -13,13 +14,15 @@ costs level-1 fits only. :func:`candidate_library` lists the candidates:
   selection with replacement scored by the selection's own criterion;
 - ``single:NAME``: each base estimator alone.
 
-Every candidate other than ``cf`` is fitted with the plain log loss and maps
-its score through a fitted log-linear pool (Platt scaling for one binary
-model, temperature and class biases for K classes), so whichever is chosen,
-``predict_proba`` estimates ``p(y | x)``. :func:`select` scores each candidate
-by repeated stratified K-fold on the labeled rows of ``R``: every candidate is
-scored only on rows it was not fitted on, with out-of-fold predictions
-pooled over the folds of each repeat.
+Every candidate is fitted with a proper loss; ``greedy`` and the single
+models map their output through a fitted log-linear pool (Platt scaling for
+one binary model, temperature and class biases for K classes), so whichever
+is used, ``predict_proba`` estimates ``p(y | x)``. :func:`select` scores
+each candidate by stratified K-fold on the labeled rows of ``R``: every
+candidate is scored only on rows it was not fitted on.
+:func:`super_learner_weights` then pools the candidates with non-negative
+weights fitted on those out-of-fold predictions (the continuous Super
+Learner of van der Laan, Polley and Hubbard 2007).
 """
 
 import time
@@ -237,6 +240,24 @@ class PoolCandidate:
         return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
 
 
+class StackingCandidate:
+    """scikit-learn's StackingClassifier final estimator: LogisticRegression() on R itself."""
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        from sklearn.linear_model import LogisticRegression
+
+        self.model_ = LogisticRegression(max_iter=1000).fit(
+            R[labeled], y[labeled], sample_weight=weights[labeled]
+        )
+        self.n_classes_ = n_classes
+        return self
+
+    def predict_proba(self, R):
+        proba = np.zeros((len(R), self.n_classes_))
+        proba[:, self.model_.classes_] = self.model_.predict_proba(R)
+        return proba
+
+
 class AverageCandidate:
     """Calibrated weighted average of base models' probabilities.
 
@@ -313,36 +334,38 @@ def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
 
 def candidate_library(names, n_classes, cf_params, seed, scorer):
     """The documented candidate library: ``[(name, candidate), ...]``, ``cf`` first."""
-    stronger = 10.0 * float(cf_params["aggregator_alpha"])
-    library = [
-        ("cf", CFCandidate(cf_params, seed)),
-        (f"cf(aggregator_alpha={stronger:g})", CFCandidate(cf_params, seed,
-                                                          aggregator_alpha=stronger)),
-    ]
+    library = [("cf", CFCandidate(cf_params, seed))]
     if cf_params["latent_dim"] != n_classes:
         library.append((f"cf(latent_dim={n_classes})",
                         CFCandidate(cf_params, seed, latent_dim=n_classes)))
-    library += [("nonneg_logit", PoolCandidate()), ("greedy", AverageCandidate(scorer=scorer))]
+    library += [
+        ("stacking", StackingCandidate()),
+        ("nonneg_logit", PoolCandidate()),
+        ("greedy", AverageCandidate(scorer=scorer)),
+    ]
     library += [(f"single:{name}", AverageCandidate(counts=np.eye(len(names))[j]))
                 for j, name in enumerate(names)]
     return library
 
 
-def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=2,
+def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=1,
            random_state=None):
-    """Score every candidate by repeated stratified K-fold on the labeled rows of ``R``.
+    """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
 
     Unlabeled rows are training rows of every fold (the CF candidates'
-    factorization uses them; the others ignore them). Each repeat pools the
-    out-of-fold probabilities of its folds and scores them once, which is
-    far less noisy than a mean of fold scores when a class has few rows.
+    factorization uses them; the others ignore them). The out-of-fold
+    probabilities of each repeat are pooled and scored once: with few
+    labeled rows of a class that is far less noisy than a mean of fold
+    scores, which are reported too.
 
     Returns
     -------
     results : dict
-        ``cv_results_``-like: ``candidate``, ``mean_test_score``,
-        ``std_test_score``, ``split{r}_test_score`` (one per repeat),
-        ``rank_test_score`` and ``mean_fit_time`` (seconds per fold).
+        ``cv_results_``-like: ``candidate``, ``pooled_test_score`` (what the
+        choice uses, averaged over repeats), ``mean_test_score``,
+        ``std_test_score`` and ``split{k}_test_score`` over the folds,
+        ``rank_test_score`` (by the pooled score) and ``mean_fit_time``
+        (seconds per fold).
     oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
         Every candidate's out-of-fold probabilities of the labeled rows.
     """
@@ -353,6 +376,7 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
                                        random_state=random_state)
     folds = list(splitter.split(lab_idx, y_lab))
     oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
+    fold_scores = np.empty((len(library), len(folds)))
     fit_time = np.zeros(len(library))
     for c, (_, candidate) in enumerate(library):
         for k, (train, test) in enumerate(folds):
@@ -360,44 +384,70 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
             start = time.perf_counter()
             candidate.fit(R[rows], y[rows], labeled[rows], weights[rows], n_classes)
             fit_time[c] += time.perf_counter() - start
-            oof[c, k // n_splits, test] = candidate.predict_proba(R[lab_idx[test]])
-    scores = np.array([[scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)]
+            proba = candidate.predict_proba(R[lab_idx[test]])
+            oof[c, k // n_splits, test] = proba
+            fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
+    pooled = np.array([np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])
                        for c in range(len(library))])
-    mean = scores.mean(axis=1)
     results = {
         "candidate": [name for name, _ in library],
-        "mean_test_score": mean,
-        "std_test_score": scores.std(axis=1),
-        **{f"split{r}_test_score": scores[:, r] for r in range(n_repeats)},
-        "rank_test_score": (np.argsort(np.argsort(-mean, kind="stable")) + 1).astype(np.int32),
+        "pooled_test_score": pooled,
+        "mean_test_score": fold_scores.mean(axis=1),
+        "std_test_score": fold_scores.std(axis=1),
+        **{f"split{k}_test_score": fold_scores[:, k] for k in range(len(folds))},
+        "rank_test_score": (np.argsort(np.argsort(-pooled, kind="stable")) + 1).astype(np.int32),
         "mean_fit_time": fit_time / len(folds),
     }
     return results, oof
 
 
-def anchored_choice(oof, y, sample_weight, scorer, *, anchor=0, n_boot=100, threshold=1.0,
-                    random_state=None):
-    """Index of the candidate to use: the best, unless it does not clearly beat ``anchor``.
+def candidate_features(probas, n_classes):
+    """Pool features of candidates' outputs ``probas`` (n_candidates, n, K).
 
-    The best candidate by pooled out-of-fold score replaces the anchor only
-    when its paired advantage exceeds ``threshold`` bootstrap standard errors
-    (rows resampled, both candidates scored on the same resample): with few
-    labeled rows of a class, the apparent winner among many candidates is
-    often noise, and the anchor is the robust choice.
+    Binary: (n, n_candidates) logits of the positive class; K classes:
+    (n, n_candidates, K) log-probabilities (both clipped as the base models' are).
     """
-    scores = np.array([[scorer(y, o, sample_weight) for o in cand] for cand in oof]).mean(axis=1)
-    best = int(np.argmax(scores))
-    if best == anchor or threshold <= 0:
-        return best
-    rng = np.random.default_rng(random_state)
-    n = oof.shape[2]
-    diffs = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, n)
-        if len(np.unique(y[rows])) < oof.shape[3]:
-            continue
-        diffs.append(np.mean([scorer(y[rows], oof[best, r, rows], sample_weight[rows])
-                              - scorer(y[rows], oof[anchor, r, rows], sample_weight[rows])
-                              for r in range(oof.shape[1])]))
-    gain = scores[best] - scores[anchor]
-    return best if len(diffs) > 1 and gain > threshold * np.std(diffs) else anchor
+    if n_classes == 2:
+        return _log_proba_blocks(probas[:, :, 1].T, 2)
+    return np.log(np.clip(probas, _CLIP, 1.0)).transpose(1, 0, 2)
+
+
+class SuperLearner:
+    """Continuous Super Learner: a non-negative log-linear pool of fitted candidates.
+
+    ``predict_proba`` pools the members' probabilities with the weights that
+    :func:`super_learner_weights` fitted on their out-of-fold predictions.
+    """
+
+    def __init__(self, members, weights, intercept, n_classes):
+        self.members = members
+        self.weights = weights
+        self.intercept = intercept
+        self.n_classes = n_classes
+
+    def predict_proba(self, R):
+        probas = np.stack([member.predict_proba(R) for member in self.members])
+        return pool_proba(candidate_features(probas, self.n_classes), self.weights,
+                          self.intercept, self.n_classes)
+
+
+def super_learner_weights(oof, y, sample_weight, n_classes):
+    """Non-negative pool weights and intercepts of the candidates, from their out-of-fold output.
+
+    The repeats' predictions are stacked as rows, so every labeled row counts
+    once per repeat.
+
+    Parameters
+    ----------
+    oof : ndarray of shape (n_candidates, n_repeats, n_samples, n_classes)
+    y, sample_weight : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    weights : ndarray of shape (n_candidates,)
+    intercept : ndarray of shape (1,) or (n_classes,)
+    """
+    n_repeats = oof.shape[1]
+    F = np.concatenate([candidate_features(oof[:, r], n_classes) for r in range(n_repeats)])
+    return fit_log_linear_pool(F, np.tile(y, n_repeats), np.tile(sample_weight, n_repeats),
+                               n_classes)

@@ -133,7 +133,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         aggregator_alpha=10.0,
         aggregator_input="logit",
         focal_gamma=0.0,
-        use_class_weights=True,
+        use_class_weights=False,
         posterior_correction=True,
         unlabeled_label=None,
         cv=5,

@@ -1,6 +1,5 @@
 """Shared fixtures: small, fast problems and a light set of base estimators."""
 
-import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.naive_bayes import GaussianNB

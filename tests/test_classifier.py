@@ -22,8 +22,10 @@ from .conftest import light_estimators
 
 
 def make(**params):
+    """The CF aggregator itself (tests/test_selection.py covers combiner='auto')."""
     params.setdefault("cv", 3)
     params.setdefault("latent_dim", 2)
+    params.setdefault("combiner", "cf")
     return CFEnsembleClassifier(light_estimators(), **params)
 
 
@@ -207,7 +209,7 @@ def test_history_and_convergence(binary_data):
     assert set(clf.history_) == {"objective", "reconstruction", "supervised"}
     assert all(len(v) == clf.n_iter_ for v in clf.history_.values())
     assert clf.n_iter_ < clf.max_iter
-    with pytest.warns(ConvergenceWarning, match="did not converge in max_iter=2"):
+    with pytest.warns(ConvergenceWarning, match=r"did not converge \(backend='als', 2 of max_iter=2 iterations\)"):
         capped = make(random_state=0, max_iter=2, tol=0.0).fit(X, y)
     assert capped.n_iter_ == 2
 
@@ -229,12 +231,12 @@ def test_intercept_starts_at_weighted_log_prior():
 
 def test_class_weights_are_balanced_and_weighted_by_sample_weight(binary_data):
     X, y = binary_data
-    clf = make(random_state=0).fit(X, y)
+    clf = make(random_state=0, use_class_weights=True).fit(X, y)
     counts = np.bincount(y)
     np.testing.assert_allclose(clf.class_weight_, len(y) / (2 * counts))
     assert np.all(make(use_class_weights=False, random_state=0).fit(X, y).class_weight_ == 1.0)
     sw = np.where(y == 1, 2.0, 1.0)
-    weighted = make(random_state=0).fit(X, y, sample_weight=sw)
+    weighted = make(random_state=0, use_class_weights=True).fit(X, y, sample_weight=sw)
     wcounts = np.bincount(y, weights=sw)
     np.testing.assert_allclose(weighted.class_weight_, wcounts.sum() / (2 * wcounts))
 

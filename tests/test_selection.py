@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import expit, logit
+from scipy.special import expit, logit, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, log_loss
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
@@ -18,6 +18,7 @@ from skcfe._selection import (
     fit_log_linear_pool,
     get_scorer,
     greedy_selection,
+    super_learner_weights,
     neg_log_loss,
     select,
 )
@@ -127,8 +128,8 @@ def test_selection_scores_candidates_only_on_rows_they_were_not_fitted_on():
                           n_classes=2, random_state=0)
     # ... held out it is at chance (its out-of-fold predictions are constant).
     assert np.all(oof[0] == 0.5)
-    assert results["mean_test_score"][0] == pytest.approx(y.mean())
-    assert results["mean_test_score"][1] > 0.5
+    assert results["pooled_test_score"][0] == pytest.approx(y.mean())
+    assert results["pooled_test_score"][1] > 0.5
     assert list(results["rank_test_score"]) == [2, 1]
 
 
@@ -152,8 +153,8 @@ def test_classifier_never_picks_a_memorizing_base_model(binary_data):
 def test_candidate_library_lists_every_documented_candidate():
     params = CFEnsembleClassifier().get_params()
     names = [n for n, _ in candidate_library(["a", "b"], 2, params, 0, average_precision)]
-    assert names == ["cf", "cf(aggregator_alpha=100)", "cf(latent_dim=2)", "nonneg_logit",
-                     "greedy", "single:a", "single:b"]
+    assert names == ["cf", "cf(latent_dim=2)", "stacking", "nonneg_logit", "greedy",
+                     "single:a", "single:b"]
     params["latent_dim"] = 3
     names = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss)]
     assert "cf(latent_dim=3)" not in names
@@ -190,30 +191,69 @@ def test_forced_cf_reproduces_multiclass_results(multiclass_data):
 
 
 @pytest.mark.parametrize("data", ["binary_data", "multiclass_data"])
-def test_auto_combiner_exposes_its_choice(data, request):
+def test_select_combiner_uses_the_best_candidate(data, request):
     X, y = request.getfixturevalue(data)
-    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
-    results = clf.selection_results_
-    assert clf.combiner_ in results["candidate"]
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="select")
+    results = clf.fit(X, y).selection_results_
+    assert "weight" not in results
     n = len(results["candidate"])
-    for key in ("mean_test_score", "std_test_score", "split0_test_score", "split1_test_score",
-                "rank_test_score", "mean_fit_time"):
+    for key in ("pooled_test_score", "mean_test_score", "std_test_score", "split0_test_score",
+                "split4_test_score", "rank_test_score", "mean_fit_time"):
         assert len(results[key]) == n
-    best = results["candidate"][int(np.argmax(results["mean_test_score"]))]
-    assert clf.combiner_ == best
+    folds = np.column_stack([results[f"split{k}_test_score"] for k in range(5)])
+    np.testing.assert_allclose(results["mean_test_score"], folds.mean(axis=1))
+    best = int(np.argmax(results["pooled_test_score"]))
+    assert clf.combiner_ == results["candidate"][best]
+    assert results["rank_test_score"][best] == 1
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert np.all((proba >= 0) & (proba <= 1))
     # The CF attributes describe the configured CF aggregator, whatever was chosen.
     forced = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="cf")
     np.testing.assert_allclose(forced.fit(X, y).coef_, clf.coef_)
+
+
+@pytest.mark.parametrize("data", ["binary_data", "multiclass_data"])
+def test_auto_combiner_is_a_super_learner(data, request):
+    X, y = request.getfixturevalue(data)
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    results = clf.selection_results_
+    weights = results["weight"]
+    assert weights.shape == (len(results["candidate"]),)
+    assert np.all(weights >= 0) and np.any(weights > 0)
+    assert clf.combiner_ == "super_learner"
+    members = clf.combiner_estimator_.members
+    assert len(members) == np.count_nonzero(weights)
+    # predict_proba is the non-negative log-linear pool of the members' probabilities.
+    R = np.column_stack([est.predict_proba(X[:50])[:, 1:] if len(clf.classes_) == 2
+                         else est.predict_proba(X[:50]) for est in clf.estimators_])
+    probas = np.stack([m.predict_proba(R) for m in members])
+    log_pool = np.tensordot(weights[weights > 0], np.log(np.clip(probas, 1e-4, 1 - 1e-4)), 1)
+    if len(clf.classes_) == 2:
+        logit = log_pool[:, 1] - np.tensordot(
+            weights[weights > 0], np.log(np.clip(1 - probas[:, :, 1], 1e-4, 1 - 1e-4)), 1)
+        expected = expit(logit + clf.combiner_estimator_.intercept[0])
+        np.testing.assert_allclose(clf.predict_proba(X[:50])[:, 1], expected, rtol=1e-9)
+    else:
+        expected = softmax(log_pool + clf.combiner_estimator_.intercept, axis=1)
+        np.testing.assert_allclose(clf.predict_proba(X[:50]), expected, rtol=1e-9)
+
+
+def test_super_learner_weights_favour_the_informative_candidate():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 1000)
+    good = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.1, 1000), 0.01, 0.99)
+    noise = rng.random(1000)
+    oof = np.stack([np.stack([np.column_stack([1 - p, p])] * 2) for p in (noise, good)])
+    weights, _ = super_learner_weights(oof, y, np.ones(1000), 2)
+    assert weights[1] > 0.5
+    assert weights[0] < 0.05 * weights[1]
 
 
 def test_scoring_changes_the_criterion(binary_data):
     X, y = binary_data
     clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring="neg_brier_score")
     results = clf.fit(X, y).selection_results_
-    assert np.all(np.asarray(results["mean_test_score"]) <= 0)  # Brier, negated
+    assert np.all(np.asarray(results["pooled_test_score"]) <= 0)  # Brier, negated
 
 
 def test_selection_uses_sample_weight(binary_data):
@@ -222,8 +262,8 @@ def test_selection_uses_sample_weight(binary_data):
     plain = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
     weighted = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)
     weighted.fit(X, y, sample_weight=weights)
-    assert not np.allclose(plain.selection_results_["mean_test_score"],
-                           weighted.selection_results_["mean_test_score"])
+    assert not np.allclose(plain.selection_results_["pooled_test_score"],
+                           weighted.selection_results_["pooled_test_score"])
 
 
 def test_selection_folds_capped_by_the_smallest_class():
@@ -234,7 +274,7 @@ def test_selection_folds_capped_by_the_smallest_class():
     clf = CFEnsembleClassifier(light_estimators(), cv=StratifiedKFold(2), random_state=0)
     clf.fit(X, y)
     # Two positive rows: the selection runs on 2 folds instead of 5.
-    assert np.isfinite(clf.selection_results_["mean_test_score"]).all()
+    assert np.isfinite(clf.selection_results_["pooled_test_score"]).all()
     # One labeled positive row: nothing to validate on, so the CF aggregator is used.
     y_one = np.r_[np.zeros(38, int), -1, 1]
     clf.set_params(unlabeled_label=-1, cv=KFold(2, shuffle=True, random_state=0))
@@ -249,7 +289,8 @@ def test_semi_supervised_selection(binary_data):
     y[::3] = -1
     clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, unlabeled_label=-1)
     clf.fit(X, y)
-    assert clf.combiner_ in clf.selection_results_["candidate"]
+    assert clf.combiner_ == "super_learner"
+    assert np.isfinite(clf.selection_results_["pooled_test_score"]).all()
     assert set(clf.predict(X)) <= {0, 1}
 
 
@@ -300,11 +341,21 @@ def test_selection_display_renders(binary_data):
     X, y = binary_data
     clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
     display = SelectionDisplay.from_estimator(clf)
+    results = clf.selection_results_
     labels = [t.get_text() for t in display.ax_.get_yticklabels()]
-    assert sorted(labels) == sorted(clf.selection_results_["candidate"])
+    assert sorted(labels) == sorted(results["candidate"])
     assert display.ax_.get_legend() is not None
+    # The members of the Super Learner are highlighted and labelled with their weights.
+    members = np.asarray(results["weight"]) > 0
     chosen_points = display.errorbar_[-1].lines[0].get_xdata()
-    best = np.max(clf.selection_results_["mean_test_score"])
+    np.testing.assert_allclose(sorted(chosen_points),
+                               sorted(np.asarray(results["pooled_test_score"])[members]))
+    notes = [t.get_text() for t in display.ax_.texts]
+    assert notes == [f"w={w:.2f}" for w in np.asarray(results["weight"])[members]]
+    select = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, combiner="select")
+    display = SelectionDisplay.from_estimator(select.fit(X, y))
+    chosen_points = display.errorbar_[-1].lines[0].get_xdata()
+    best = np.max(select.selection_results_["pooled_test_score"])
     assert chosen_points[0] == pytest.approx(best)
     forced = CFEnsembleClassifier(light_estimators(), cv=3, combiner="cf").fit(X, y)
     with pytest.raises(ValueError, match="ran no selection"):

@@ -128,7 +128,7 @@ def test_unlabeled_rows_enter_the_factorization_only(partly_labeled, monkeypatch
             return self.backend.fit(problem, settings, rng)
 
     monkeypatch.setattr(skcfe._cf, "get_backend", lambda name: Recorder(real_get_backend(name)))
-    clf = make(confidence="label_aware").fit(X, y_semi)
+    clf = make(confidence="label_aware", use_class_weights=True).fit(X, y_semi)
     problem = seen["problem"]
 
     unlabeled = slice(N_LABELED, None)

@@ -25,7 +25,9 @@ class BackendResult:
     n_iter : int
         Sweeps (ALS) or epochs (torch) run.
     converged : bool
-        Whether the relative change of the objective fell below ``tol``.
+        Whether the backend's stopping test passed: ALS, the relative change
+        of the objective fell below ``tol``; torch, the objective is at a
+        stationary point (``|grad|^2 <= tol |objective|``).
     history : dict of str to list of float
         Per iteration: ``objective``, ``reconstruction`` and ``supervised``.
     """
@@ -109,7 +111,16 @@ def fold_in(R, C, classifier_factors, lambda_reg, confidence_scale):
 
     The ALS instance step with label-free confidence: the same map gives the
     aggregator's training features and the features of any new row, which is
-    what keeps the estimator inductive.
+    what keeps the estimator inductive. Each row solves
+
+        y_i = (X^T diag(v_i) X + lambda_reg I)^-1 X^T (v_i * r_i),
+        v_i = c_i / (q * confidence_scale),
+
+    with ``q`` the number of columns. In the units of the confidence ``C``
+    the ridge is therefore ``lambda_reg * q * confidence_scale``: it is
+    scaled by q times the mean confidence, so ``lambda_reg`` is relative to
+    a row's data term (whose weights ``v_i`` sum to about 1), not an
+    absolute penalty.
 
     Parameters
     ----------

@@ -1,0 +1,143 @@
+"""How should skcfe choose its combiner? Decided on training rows only.
+
+Each split's training rows (their out-of-fold base matrix ``R_train``, from
+``bench_combiners.base_layer``) are split again 70/30: the selection runs on
+the 70%, and every rule is scored on the 30%. The test rows of the split are
+never read, so the choice made here stays honest for ``bench_combiners.py``.
+
+Rules compared, all over the same candidate library and inner CV:
+
+- ``best``: the candidate with the best pooled inner-CV score (discrete Super Learner);
+- ``anchored``: the best, unless its paired bootstrap advantage over the
+  configured CF aggregator is under one standard error;
+- ``ensemble``: non-negative log-linear pool of every candidate's inner-CV
+  predictions (continuous Super Learner);
+- ``cf``: the configured CF aggregator alone;
+
+each with ``use_class_weights`` True and False, against StackingClassifier's
+final estimator on the same rows.
+
+Run::
+
+    python benchmarks/tune_selection.py [--splits 10]
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_combiners import BINARY, HERE, MULTICLASS, base_layer
+
+from skcfe import CFEnsembleClassifier
+from skcfe._selection import (
+    candidate_features,
+    candidate_library,
+    get_scorer,
+    pool_proba,
+    select,
+    super_learner_weights,
+)
+
+RULES = ("best", "anchored", "ensemble", "cf")
+
+
+def anchored_choice(oof, y, sample_weight, scorer, *, anchor=0, n_boot=100, threshold=1.0,
+                    random_state=None):
+    """Index of the candidate to use: the best, unless it does not clearly beat ``anchor``.
+
+    The best candidate by pooled out-of-fold score replaces the anchor only
+    when its paired advantage exceeds ``threshold`` bootstrap standard errors
+    (rows resampled, both candidates scored on the same resample): with few
+    labeled rows of a class, the apparent winner among many candidates is
+    often noise, and the anchor is the robust choice.
+    """
+    scores = np.array([[scorer(y, o, sample_weight) for o in cand] for cand in oof]).mean(axis=1)
+    best = int(np.argmax(scores))
+    if best == anchor or threshold <= 0:
+        return best
+    rng = np.random.default_rng(random_state)
+    n = oof.shape[2]
+    diffs = []
+    for _ in range(n_boot):
+        rows = rng.integers(0, n, n)
+        if len(np.unique(y[rows])) < oof.shape[3]:
+            continue
+        diffs.append(np.mean([scorer(y[rows], oof[best, r, rows], sample_weight[rows])
+                              - scorer(y[rows], oof[anchor, r, rows], sample_weight[rows])
+                              for r in range(oof.shape[1])]))
+    gain = scores[best] - scores[anchor]
+    return best if len(diffs) > 1 and gain > threshold * np.std(diffs) else anchor
+
+
+def evaluate(name, seed):
+    base = base_layer(name, seed)
+    R, y, K = base.R_train, base.y_train, base.n_classes
+    fit, val = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=seed)
+    scorer = get_scorer(None, K)
+    w_fit, w_val = np.ones(len(fit)), np.ones(len(val))
+    labeled = np.ones(len(fit), dtype=bool)
+    rows = []
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        stacking = LogisticRegression().fit(R[fit], y[fit]).predict_proba(R[val])
+        rows.append({"rule": "stacking", "cw": None, "score": scorer(y[val], stacking, w_val)})
+        for cw in (True, False):
+            params = CFEnsembleClassifier(use_class_weights=cw).get_params()
+            names = [f"m{j}" for j in range(R.shape[1] // (1 if K == 2 else K))]
+            library = candidate_library(names, K, params, seed, scorer)
+            results, oof = select(R[fit], y[fit], labeled, w_fit, library=library, scorer=scorer,
+                                  n_classes=K, n_repeats=2, random_state=seed)
+            val_proba = np.stack([c.fit(R[fit], y[fit], labeled, w_fit, K).predict_proba(R[val])
+                                  for _, c in library])
+            best = int(np.argmax(results["pooled_test_score"]))
+            anchored = anchored_choice(oof, y[fit], w_fit, scorer, random_state=seed)
+            wts, b = super_learner_weights(oof, y[fit], w_fit, K)
+            ens = pool_proba(candidate_features(val_proba, K), wts, b, K)
+            for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
+                                ("ensemble", ens), ("cf", val_proba[0])):
+                rows.append({"rule": rule, "cw": cw, "score": scorer(y[val], proba, w_val)})
+    return [{"dataset": name, "split": seed, **row} for row in rows]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--datasets", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    names = args.datasets or BINARY + MULTICLASS
+    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(
+        delayed(evaluate)(n, s) for n in names for s in range(args.splits))
+    frame = pd.DataFrame([r for split in rows for r in split])
+    frame["model"] = frame["rule"] + frame["cw"].map({True: " cw", False: "", None: ""})
+    wide = frame.pivot_table(index=["dataset", "split"], columns="model", values="score")
+    diff = wide.sub(wide["stacking"], axis=0).drop(columns="stacking")
+    grouped = diff.groupby(level="dataset")
+    z = grouped.mean() / (grouped.std() / np.sqrt(grouped.count()))
+    summary = pd.DataFrame({
+        "mean gain over stacking": diff.mean(),
+        "datasets > +2 SE": (z > 2).sum(),
+        "datasets < -2 SE": (z < -2).sum(),
+        "worst z": z.min(),
+    }).sort_values("mean gain over stacking", ascending=False)
+    text = ("# Selection rule tuning (training rows only)\n\n"
+            "Score (PR-AUC binary, negative log loss multiclass) on a 30% validation part of "
+            "each split's training rows, minus StackingClassifier's on the same rows.\n\n"
+            + summary.to_markdown(floatfmt="+.4f") + "\n\n## Per data set (mean paired gain)\n\n"
+            + grouped.mean().to_markdown(floatfmt="+.4f") + "\n")
+    (HERE / "results" / "tune_selection.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
