@@ -193,10 +193,36 @@ def report(frame, names):
             lines += [f"## {title}: {metric}", "", wide.to_markdown(), ""]
         means = part.pivot_table(index="dataset", columns="model", values=metrics[0])
         lines += [f"## {title}: mean {metrics[0]}", "", means.to_markdown(floatfmt=".4f"), ""]
+    lines += ["## Verdict (the issue's goals)", "", *verdict(binary, multi), ""]
     choices = frame[frame.model == "skcfe default"].groupby("dataset")["chosen"].agg(
         lambda c: ", ".join(f"{k} {v}" for k, v in c.value_counts().items()))
     lines += ["## What skcfe default chose (splits)", "", choices.to_markdown(), ""]
     return "\n".join(lines)
+
+
+def verdict(binary, multi):
+    """Where skcfe default is worse than a rival beyond 2 SE, and its wins over stacking."""
+    out = []
+    if not binary.empty:
+        table = paired(binary, "pr_auc")
+        losses = table[table.z < -2]
+        wins = table[(table.rival == "stacking") & (table.z > 2)]
+        out.append(f"- PR-AUC above StackingClassifier's by more than 2 SE on {len(wins)} of "
+                   f"{binary.dataset.nunique()} binary data sets: {', '.join(wins.dataset)}.")
+        out.append("- PR-AUC below a rival's by more than 2 SE: " + (
+            "; ".join(f"{r.dataset} vs {r.rival} {r['mean']:+.4f} (SE {r.se:.4f})"
+                      for _, r in losses.iterrows()) or "none") + ".")
+    checks = [("", binary, m) for m in ("brier", "ece")]
+    checks += [("Multiclass ", multi, m) for m in ("log_loss", "accuracy")]
+    for prefix, part, metric in checks:
+        if part.empty:
+            continue
+        table = paired(part, metric)
+        worse = table[(table.rival == "stacking") & (table.z < -2)]
+        out.append(f"- {prefix}{metric} worse than StackingClassifier's beyond 2 SE: " + (
+            "; ".join(f"{r.dataset} {r['mean']:+.4f} (SE {r.se:.4f})"
+                      for _, r in worse.iterrows()) or "none") + ".")
+    return out
 
 
 def plot(frame, path):
@@ -260,6 +286,8 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--base-only", action="store_true")
+    parser.add_argument("--report", action="store_true",
+                        help="rewrite the table and plot from the saved CSV")
     parser.add_argument("--timing", action="store_true",
                         help="only the fit-time comparison with StackingClassifier")
     args = parser.parse_args(argv)
@@ -279,10 +307,14 @@ def main(argv=None):
     if args.base_only:
         Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(base_layer)(n, s) for n, s in tasks)
         return
-    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(n, s) for n, s in tasks)
-    frame = pd.DataFrame([row for split in rows for row in split])
     stem = HERE / "results" / ("combiners_quick" if args.quick else "combiners")
-    frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
+    if args.report:
+        frame = pd.read_csv(stem.with_suffix(".csv"))
+        names = list(dict.fromkeys(frame.dataset))
+    else:
+        rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(n, s) for n, s in tasks)
+        frame = pd.DataFrame([row for split in rows for row in split])
+        frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
     stem.with_suffix(".md").write_text(report(frame, names))
     plot(frame, stem.with_suffix(".png"))
     print(stem.with_suffix(".md").read_text())

@@ -14,8 +14,9 @@ Rules compared, all over the same candidate library and inner CV:
   predictions (continuous Super Learner);
 - ``cf``: the configured CF aggregator alone;
 
-each with ``use_class_weights`` True and False, against StackingClassifier's
-final estimator on the same rows.
+for each configuration in ``CONFIGS`` (``use_class_weights`` of the CF
+candidates, repeats of the 5-fold CV), against StackingClassifier's final
+estimator on the same rows.
 
 Run::
 
@@ -49,6 +50,8 @@ from skcfe._selection import (
 )
 
 RULES = ("best", "anchored", "ensemble", "cf")
+# (use_class_weights of the CF candidates, repeats of the selection's 5-fold CV)
+CONFIGS = ((False, 1), (False, 2))
 
 
 def anchored_choice(oof, y, sample_weight, scorer, *, anchor=0, n_boot=100, threshold=1.0,
@@ -90,22 +93,23 @@ def evaluate(name, seed):
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")
         stacking = LogisticRegression().fit(R[fit], y[fit]).predict_proba(R[val])
-        rows.append({"rule": "stacking", "cw": None, "score": scorer(y[val], stacking, w_val)})
-        for cw in (True, False):
+        rows.append({"rule": "stacking", "score": scorer(y[val], stacking, w_val)})
+        for cw, n_repeats in CONFIGS:
             params = CFEnsembleClassifier(use_class_weights=cw).get_params()
             names = [f"m{j}" for j in range(R.shape[1] // (1 if K == 2 else K))]
             library = candidate_library(names, K, params, seed, scorer)
             results, oof = select(R[fit], y[fit], labeled, w_fit, library=library, scorer=scorer,
-                                  n_classes=K, n_repeats=2, random_state=seed)
+                                  n_classes=K, n_repeats=n_repeats, random_state=seed)
             val_proba = np.stack([c.fit(R[fit], y[fit], labeled, w_fit, K).predict_proba(R[val])
                                   for _, c in library])
             best = int(np.argmax(results["pooled_test_score"]))
             anchored = anchored_choice(oof, y[fit], w_fit, scorer, random_state=seed)
             wts, b = super_learner_weights(oof, y[fit], w_fit, K)
             ens = pool_proba(candidate_features(val_proba, K), wts, b, K)
+            tag = (" cw" if cw else "") + (f" x{n_repeats}" if n_repeats > 1 else "")
             for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
                                 ("ensemble", ens), ("cf", val_proba[0])):
-                rows.append({"rule": rule, "cw": cw, "score": scorer(y[val], proba, w_val)})
+                rows.append({"rule": rule + tag, "score": scorer(y[val], proba, w_val)})
     return [{"dataset": name, "split": seed, **row} for row in rows]
 
 
@@ -114,12 +118,13 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--out", default="tune_selection.md")
     args = parser.parse_args(argv)
     names = args.datasets or BINARY + MULTICLASS
     rows = Parallel(n_jobs=args.n_jobs, verbose=5)(
         delayed(evaluate)(n, s) for n in names for s in range(args.splits))
     frame = pd.DataFrame([r for split in rows for r in split])
-    frame["model"] = frame["rule"] + frame["cw"].map({True: " cw", False: "", None: ""})
+    frame["model"] = frame["rule"]
     wide = frame.pivot_table(index=["dataset", "split"], columns="model", values="score")
     diff = wide.sub(wide["stacking"], axis=0).drop(columns="stacking")
     grouped = diff.groupby(level="dataset")
@@ -135,7 +140,7 @@ def main(argv=None):
             "each split's training rows, minus StackingClassifier's on the same rows.\n\n"
             + summary.to_markdown(floatfmt="+.4f") + "\n\n## Per data set (mean paired gain)\n\n"
             + grouped.mean().to_markdown(floatfmt="+.4f") + "\n")
-    (HERE / "results" / "tune_selection.md").write_text(text)
+    (HERE / "results" / args.out).write_text(text)
     print(text)
 
 
