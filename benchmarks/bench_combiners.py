@@ -171,14 +171,15 @@ def paired(frame, metric, ours="skcfe default"):
 
 
 def cell(row):
-    return f"{row['mean']:+.4f} ({row['se']:.4f}) [{int(row['wins'])}/{int(row['n'])}]"
+    return (f"{row['mean']:+.4f} ({row['se']:.4f}) med {row['median']:+.4f} "
+            f"[{int(row['wins'])}/{int(row['n'])}]")
 
 
 def report(frame, names):
     """Markdown: PR-AUC differences (binary), calibration, multiclass, choices."""
     lines = [f"# Combiner benchmark ({C.machine_line(C.machine_info())})", "",
              "Paired differences of skcfe default minus each rival over the splits: "
-             "mean (SE) [splits where skcfe is at least as good]. Positive is better for "
+             "mean (SE), median [splits where skcfe is at least as good]. Positive is better for "
              "PR-AUC and accuracy; for Brier, ECE and log loss negative is better.", ""]
     binary = frame[frame.dataset.isin([n for n in names if n in BINARY])]
     multi = frame[frame.dataset.isin([n for n in names if n in MULTICLASS])]
