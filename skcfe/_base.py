@@ -199,6 +199,9 @@ classes_ : ndarray of shape (n_classes,)
         ``objective``, ``reconstruction`` and ``supervised`` per iteration."""
 
 
+DEFAULT_ESTIMATOR_NAMES = ("logistic", "naive_bayes", "tree", "forest", "boosting")
+
+
 def default_estimators(random_state=None):
     """The diverse default set of base estimators.
 
@@ -364,6 +367,33 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                     "CalibratedClassifierCV."
                 )
         return list(names), list(ests)
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator; with ``deep``, also those of the base estimators.
+
+        With ``estimators=None`` the default set's parameters are listed too
+        (``forest__max_depth``, ...), so they tune like an explicit list's.
+        """
+        if not (deep and self.estimators is None):
+            return super().get_params(deep=deep)
+        out = super().get_params(deep=False)
+        for name, est in default_estimators(self.random_state):
+            out[name] = est
+            out.update({f"{name}__{key}": value for key, value in est.get_params().items()})
+        return out
+
+    def set_params(self, **params):
+        """Set parameters; ``name__param`` or ``name='drop'`` of the default set too.
+
+        Setting a default estimator's parameter (or dropping it) while
+        ``estimators=None`` first makes the default set explicit, seeded from
+        ``random_state`` exactly as fit would seed it.
+        """
+        if self.estimators is None and "estimators" not in params and any(
+            key.split("__")[0] in DEFAULT_ESTIMATOR_NAMES for key in params
+        ):
+            self.estimators = default_estimators(params.get("random_state", self.random_state))
+        return super().set_params(**params)
 
     @property
     def named_estimators(self):

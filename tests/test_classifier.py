@@ -339,3 +339,25 @@ def test_invalid_estimators_are_explained(binary_data):
         CFEnsembleClassifier([]).fit(X, y)
     with pytest.raises(ValueError, match="is not a classifier"):
         CFEnsembleClassifier([("scaler", StandardScaler())]).fit(X, y)
+
+
+def test_nested_parameters_of_the_default_estimators(binary_data):
+    """estimators=None tunes like an explicit list, as README.md promises."""
+    X, y = binary_data
+    clf = CFEnsembleClassifier(random_state=0, combiner="cf", cv=3)
+    params = clf.get_params()
+    assert params["forest__max_depth"] is None
+    assert {"logistic", "naive_bayes", "tree", "forest", "boosting"} <= set(params)
+    assert clf.get_params(deep=False)["estimators"] is None
+    # Making the set explicit seeds it exactly as fit does.
+    same = clone(clf).set_params(forest__max_depth=None)
+    assert same.estimators is not None
+    np.testing.assert_array_equal(clone(clf).fit(X, y).predict_proba(X[:5]),
+                                  same.fit(X, y).predict_proba(X[:5]))
+    search = GridSearchCV(
+        clf, {"forest__max_depth": [2], "tree": ["drop", DecisionTreeClassifier(max_depth=2)]},
+        cv=2, scoring="average_precision",
+    ).fit(X, y)
+    best = search.best_estimator_
+    assert best.named_estimators_["forest"].max_depth == 2
+    assert clf.estimators is None  # the searched estimator itself is untouched
