@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -39,7 +39,8 @@ from sklearn.utils.validation import (
 from ._aggregator import AGGREGATOR_INPUTS, AGGREGATORS
 from ._cf import CF_PARAMETERS, cf_fold_in, fit_cf
 from ._confidence import CONFIDENCE_STRATEGIES
-from ._matrix import fit_estimators, oof_matrix, refit_matrix
+from ._cache import cached_base_layer
+from ._matrix import refit_matrix
 from .backends import BACKENDS
 
 SHARED_PARAMETERS_DOC = """\
@@ -157,7 +158,16 @@ estimators : list of (str, estimator) tuples, default=None
         shuffled splitters; an int gives identical refits.
 
     verbose : int, default=0
-        Print progress per sweep/epoch when > 0."""
+        Print progress per sweep/epoch when > 0.
+
+    memory : str, joblib.Memory or None, default=None
+        Caches the base layer (the out-of-fold probability matrix and the
+        refit base estimators), as :class:`~sklearn.pipeline.Pipeline` caches
+        its transformers: a path or a :class:`joblib.Memory`. The key is the
+        base estimators' parameters, the data, the folds of ``cv`` and the
+        sample weights, so a search over the combiner's parameters
+        (``focal_gamma``, ``aggregator_alpha``, ``combiner``, ...) fits the
+        base layer once per outer fold. None: no caching."""
 
 
 SHARED_ATTRIBUTES_DOC = """\
@@ -258,6 +268,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         "n_jobs": [None, Integral],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "memory": [None, str, HasMethods(["cache"])],
     }
 
     def __init__(
@@ -286,6 +297,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        memory=None,
     ):
         self.estimators = estimators
         self.backend = backend
@@ -310,6 +322,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.memory = memory
 
     # -- base estimators -------------------------------------------------
 
@@ -550,11 +563,10 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         lab_idx = np.flatnonzero(labeled)
         X_lab = X if labeled.all() else _safe_indexing(X, lab_idx)
         y_lab = y_encoded[lab_idx]
-        R_lab = oof_matrix(
-            named, X_lab, y_lab, self._splits(X_lab, y_lab), base_weight,
+        R_lab, self.estimators_ = cached_base_layer(
+            self.memory, named, X_lab, y_lab, self._splits(X_lab, y_lab), base_weight,
             n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose,
         )
-        self.estimators_ = fit_estimators(named, X_lab, y_lab, base_weight, n_jobs=self.n_jobs)
         R = np.empty((len(labeled), R_lab.shape[1]))
         R[lab_idx] = R_lab
         if not labeled.all():

@@ -176,6 +176,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        memory=None,
         combiner="auto",
         scoring=None,
         selection_cv=5,
@@ -204,6 +205,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            memory=memory,
         )
         self.combiner = combiner
         self.scoring = scoring

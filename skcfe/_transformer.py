@@ -145,6 +145,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         n_jobs=None,
         random_state=None,
         verbose=0,
+        memory=None,
         output="reconstruction",
     ):
         super().__init__(
@@ -171,6 +172,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
+            memory=memory,
         )
         self.output = output
 
