@@ -419,6 +419,12 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         """Validate y and sample_weight; return (y_encoded, labeled, weights)."""
         if _num_samples(X) == 0:
             raise ValueError("Found array with 0 sample(s); fit needs at least one row per class.")
+        if np.ndim(y) == 2 and np.shape(y)[1] > 1:
+            raise ValueError(
+                f"y has shape {np.shape(y)}: multilabel and multi-output targets are not "
+                f"supported; {type(self).__name__} needs one class label per row. Fit one "
+                "model per output (sklearn.multioutput.MultiOutputClassifier) instead."
+            )
         y = column_or_1d(y, warn=True)
         _check_marker_type(y, self.unlabeled_label)
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):

@@ -97,7 +97,9 @@ def oof_matrix(named_estimators, X, y, splits, sample_weight, *, n_classes, n_jo
 
 
 def _fit_one(estimator, X, y, params):
-    return estimator.fit(X, y, **params)
+    # The fitted object is the estimator itself, whatever its fit returns.
+    estimator.fit(X, y, **params)
+    return estimator
 
 
 def fit_estimators(named_estimators, X, y, sample_weight, *, n_jobs):

@@ -40,6 +40,11 @@ class ReturnsNaN(WrongColumns):
         return np.full((len(X), len(self.classes_)), np.nan)
 
 
+class FitReturnsNone(GaussianNB):
+    def fit(self, X, y, sample_weight=None):
+        super().fit(X, y, sample_weight=sample_weight)
+
+
 class NotAnEstimator:
     def predict_proba(self, X):  # pragma: no cover - never called
         return X
@@ -75,6 +80,8 @@ ERRORS = [
      ValueError, "All estimators are dropped"),
     ("estimators not pairs", {"estimators": [GaussianNB()]}, Y, {},
      ValueError, r"Invalid 'estimators': expected a non-empty list of \(name, estimator\)"),
+    ("multilabel y", {}, np.column_stack([Y, 1 - Y]), {},
+     ValueError, r"y has shape \(60, 2\): multilabel and multi-output targets are not supported"),
     ("continuous y", {}, np.linspace(0, 1, 60), {},
      ValueError, "Unknown label type: continuous"),
     ("one class", {}, np.zeros(60, int), {},
@@ -130,6 +137,13 @@ def test_drop_works_as_in_stacking(Estimator, backend):
     est = Estimator(light_estimators() + [("gone", "drop")], cv=3, backend=backend).fit(X, Y)
     assert est.named_estimators_["gone"] == "drop"
     assert len(est.estimators_) == 2
+
+
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_base_estimator_whose_fit_returns_none_is_stored_fitted(Estimator):
+    est = Estimator([("none", FitReturnsNone())] + light_estimators(), cv=3).fit(X, Y)
+    assert isinstance(est.named_estimators_["none"], FitReturnsNone)
+    assert est.named_estimators_["none"].theta_.shape == (2, 4)
 
 
 @pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
