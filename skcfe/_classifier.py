@@ -268,17 +268,14 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
                 )
             return
         members = np.flatnonzero(pool > 0)
+        # The CF aggregator as configured is already fitted on every row.
         fitted = [
-            self._cf_model_candidate() if c == 0
+            _FittedCF(self._cf_model) if c == 0
             else library[c][1].fit(problem.R, y, labeled, weights, n_classes)
             for c in members
         ]
         self.combiner_ = "super_learner"
         self.combiner_estimator_ = SuperLearner(fitted, pool[members], intercept, n_classes)
-
-    def _cf_model_candidate(self):
-        """The CF aggregator already fitted on every row, as a pool member."""
-        return _FittedCF(self._cf_model)
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.

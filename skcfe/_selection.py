@@ -218,25 +218,17 @@ class CFCandidate:
 
 
 class PoolCandidate:
-    """Log-linear pool of a subset of base models (non-negative logit stacking)."""
-
-    def __init__(self, models=None):
-        self.models = models
-
-    def _features(self, R, n_classes):
-        F = _log_proba_blocks(R, n_classes)
-        return F if self.models is None else F[:, self.models]
+    """Log-linear pool of the base models (non-negative logit stacking)."""
 
     def fit(self, R, y, labeled, weights, n_classes):
         self.n_classes_ = n_classes
-        F = self._features(R[labeled], n_classes)
         self.weights_, self.intercept_ = fit_log_linear_pool(
-            F, y[labeled], weights[labeled], n_classes
+            _log_proba_blocks(R[labeled], n_classes), y[labeled], weights[labeled], n_classes
         )
         return self
 
     def predict_proba(self, R):
-        F = self._features(R, self.n_classes_)
+        F = _log_proba_blocks(R, self.n_classes_)
         return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
 
 
@@ -272,31 +264,32 @@ class AverageCandidate:
         self.scorer = scorer
         self.n_steps = n_steps
 
-    @staticmethod
-    def _average(probas, counts):
-        return np.tensordot(counts / counts.sum(), probas, axes=1)
+    def _probas(self, R):
+        """(n_models, n, K) probabilities of the base models."""
+        m = R.shape[1] // (1 if self.n_classes_ == 2 else self.n_classes_)
+        return np.stack([model_proba(R, self.n_classes_, j) for j in range(m)])
+
+    def _features(self, probas):
+        """Pool features of the counts-weighted average of ``probas``."""
+        average = np.tensordot(self.counts_ / self.counts_.sum(), probas, axes=1)
+        columns = average[:, 1:] if self.n_classes_ == 2 else average
+        return _log_proba_blocks(columns, self.n_classes_)
 
     def fit(self, R, y, labeled, weights, n_classes):
-        m = R.shape[1] // (1 if n_classes == 2 else n_classes)
-        probas = np.stack([model_proba(R[labeled], n_classes, j) for j in range(m)])
+        self.n_classes_ = n_classes
+        probas = self._probas(R[labeled])
         y, w = y[labeled], weights[labeled]
         if self.counts is None:
-            counts = greedy_selection(probas, y, w, self.scorer, self.n_steps)
+            self.counts_ = greedy_selection(probas, y, w, self.scorer, self.n_steps)
         else:
-            counts = np.asarray(self.counts, dtype=float)
-        self.n_classes_, self.counts_ = n_classes, counts
-        F = _log_proba_blocks(self._layout(self._average(probas, counts)), n_classes)
-        self.weights_, self.intercept_ = fit_log_linear_pool(F, y, w, n_classes)
+            self.counts_ = np.asarray(self.counts, dtype=float)
+        self.weights_, self.intercept_ = fit_log_linear_pool(
+            self._features(probas), y, w, n_classes
+        )
         return self
 
-    def _layout(self, proba):
-        """One-model R columns of an (n, K) probability matrix."""
-        return proba[:, 1:] if self.n_classes_ == 2 else proba
-
     def predict_proba(self, R):
-        m = len(self.counts_)
-        probas = np.stack([model_proba(R, self.n_classes_, j) for j in range(m)])
-        F = _log_proba_blocks(self._layout(self._average(probas, self.counts_)), self.n_classes_)
+        F = self._features(self._probas(R))
         return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
 
 
