@@ -419,9 +419,10 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         """Validate y and sample_weight; return (y_encoded, labeled, weights)."""
         if _num_samples(X) == 0:
             raise ValueError("Found array with 0 sample(s); fit needs at least one row per class.")
-        if np.ndim(y) == 2 and np.shape(y)[1] > 1:
+        shape = np.asarray(y).shape
+        if len(shape) == 2 and shape[1] > 1:
             raise ValueError(
-                f"y has shape {np.shape(y)}: multilabel and multi-output targets are not "
+                f"y has shape {shape}: multilabel and multi-output targets are not "
                 f"supported; {type(self).__name__} needs one class label per row. Fit one "
                 "model per output (sklearn.multioutput.MultiOutputClassifier) instead."
             )
