@@ -252,6 +252,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         results, oof = select(
             problem.R, y, labeled, weights, library=library, scorer=scorer,
             n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
+            verbose=self.verbose,
         )
         self.selection_results_ = results
         best = int(np.argmax(results["pooled_test_score"]))

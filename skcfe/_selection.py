@@ -342,7 +342,7 @@ def candidate_library(names, n_classes, cf_params, seed, scorer):
 
 
 def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=1,
-           random_state=None):
+           random_state=None, verbose=0):
     """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
 
     Unlabeled rows are training rows of every fold (the CF candidates'
@@ -358,7 +358,7 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
         choice uses, averaged over repeats), ``mean_test_score``,
         ``std_test_score`` and ``split{k}_test_score`` over the folds,
         ``rank_test_score`` (by the pooled score) and ``mean_fit_time``
-        (seconds per fold).
+        (seconds per fold). With ``verbose``, one line per candidate as it is scored.
     oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
         Every candidate's out-of-fold probabilities of the labeled rows.
     """
@@ -371,7 +371,8 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
     fold_scores = np.empty((len(library), len(folds)))
     fit_time = np.zeros(len(library))
-    for c, (_, candidate) in enumerate(library):
+    pooled = np.empty(len(library))
+    for c, (name, candidate) in enumerate(library):
         for k, (train, test) in enumerate(folds):
             rows = np.concatenate([lab_idx[train], unl_idx])
             start = time.perf_counter()
@@ -380,8 +381,10 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
             proba = candidate.predict_proba(R[lab_idx[test]])
             oof[c, k // n_splits, test] = proba
             fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
-    pooled = np.array([np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])
-                       for c in range(len(library))])
+        pooled[c] = np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])
+        if verbose:
+            print(f"[selection] {name}: pooled out-of-fold score {pooled[c]:.4f}, "
+                  f"{len(folds)} fits in {fit_time[c]:.2f} s")
     results = {
         "candidate": [name for name, _ in library],
         "pooled_test_score": pooled,

@@ -360,3 +360,12 @@ def test_selection_display_renders(binary_data):
     forced = CFEnsembleClassifier(light_estimators(), cv=3, combiner="cf").fit(X, y)
     with pytest.raises(ValueError, match="ran no selection"):
         SelectionDisplay.from_estimator(forced)
+
+
+def test_verbose_names_every_candidate(binary_data, capsys):
+    X, y = binary_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    for name in clf.selection_results_["candidate"]:
+        assert f"[selection] {name}: pooled out-of-fold score" in out
+    assert "[ALS] sweep 1:" in out
