@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._selection import default_scoring
+
 
 class SelectionDisplay:
     """Plot of the level-1 selection of a fitted :class:`CFEnsembleClassifier`.
@@ -83,7 +85,7 @@ class SelectionDisplay:
             )
         scoring = estimator.scoring
         if scoring is None:
-            scoring = "average_precision" if len(estimator.classes_) == 2 else "neg_log_loss"
+            scoring = default_scoring(len(estimator.classes_))
         label = scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "score")
         weights = results.get("weight")
         if estimator.combiner_ == "super_learner":
