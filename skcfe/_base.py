@@ -183,7 +183,7 @@ classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
         Number of features seen during fit (from the base estimators).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen during fit, when X has them.
 
     classifier_factors_ : ndarray of shape (n_columns, latent_dim)
@@ -612,7 +612,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
 
     @property
     def n_features_in_(self):
-        """Number of features seen during :term:`fit` (from the base estimators)."""
+        """Number of features seen during fit (from the base estimators)."""
         try:
             check_is_fitted(self)
         except Exception as exc:

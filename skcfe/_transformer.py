@@ -63,7 +63,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
     ``fit(X, y).transform(X)`` gives in-sample, over-confident probabilities
     (a deep tree reproduces its training labels) that a final estimator would
     learn to trust too much. :meth:`fit_transform` therefore uses a
-    :term:`cross fitting` scheme, as :class:`~sklearn.preprocessing.TargetEncoder`
+    cross-fitting scheme, as :class:`~sklearn.preprocessing.TargetEncoder`
     does, so ``fit(X, y).transform(X)`` does not equal ``fit_transform(X, y)``:
     the base probabilities of each row come from base estimators fitted on
     the other folds of ``cv`` (the out-of-fold matrix that ``fit`` computes
@@ -202,7 +202,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
     def fit_transform(self, X, y, sample_weight=None):
         """Fit on all rows and return the cross-fitted transform of ``X``.
 
-        This method uses a :term:`cross fitting` scheme so that a downstream
+        This method uses a cross-fitting scheme so that a downstream
         estimator never trains on in-sample predictions of the base
         estimators; it is the recommended way to transform training data.
 
@@ -266,7 +266,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         Parameters
         ----------
         input_features : array-like of str or None, default=None
-            Only checked against the names seen in :term:`fit`.
+            Only checked against the names seen in fit.
 
         Returns
         -------
