@@ -536,7 +536,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                 "Increase max_iter or tol.",
                 ConvergenceWarning,
             )
-        return problem
+        return R, problem
 
     def _fit_base_layer(self, X, names, all_estimators, y_encoded, labeled, weights, sample_weight):
         """Fit the base estimators; return the probability matrix of the training rows."""
@@ -690,15 +690,16 @@ def check_precomputed(X, n_classes):
             f"estimators='precomputed' takes a 2D probability matrix (n_samples, n_models "
             f"* width); got an array of shape {R.shape}."
         )
-    if np.isnan(R).any():
+    if np.isinf(R).any():
         raise ValueError(
-            "X holds NaN. Missing predictions are not supported yet with "
-            "estimators='precomputed': every base model needs a probability for every row."
+            "X holds infinity; with estimators='precomputed' X holds predicted "
+            "probabilities in [0, 1] (NaN marks a missing prediction)."
         )
-    if not np.all(np.isfinite(R)) or R.min() < 0.0 or R.max() > 1.0:
+    observed = ~np.isnan(R)
+    if observed.any() and (R[observed].min() < 0.0 or R[observed].max() > 1.0):
         raise ValueError(
             "With estimators='precomputed', X holds predicted probabilities and must "
-            f"lie in [0, 1]; got values in [{R.min():g}, {R.max():g}]."
+            f"lie in [0, 1]; got values in [{R[observed].min():g}, {R[observed].max():g}]."
         )
     width = 1 if n_classes == 2 else n_classes
     if R.shape[1] == 0 or R.shape[1] % width:
@@ -709,4 +710,20 @@ def check_precomputed(X, n_classes):
             f"With estimators='precomputed' and {n_classes} classes, X needs {width} "
             f"column(s) per base model ({layout}); got {R.shape[1]} columns."
         )
+    empty = np.flatnonzero(~observed.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"Row {empty[0]} of X has no prediction at all ({empty.size} such rows): every "
+            "row needs at least one base model's probability; drop those rows."
+        )
+    if width > 1:
+        groups = observed.reshape(len(R), -1, width)
+        partial = np.argwhere(groups.any(axis=2) & ~groups.all(axis=2))
+        if partial.size:
+            row, model = partial[0]
+            raise ValueError(
+                f"Row {row} of X has some but not all of model {model}'s {width} class "
+                "probabilities; a model's group of columns must be all present or all "
+                "missing (NaN)."
+            )
     return R

@@ -56,8 +56,18 @@ def class_weights(y, weights, n_classes, *, balanced, classes):
     return counts.sum() / (n_classes * counts)
 
 
+def _observed(R):
+    """Mask of the entries of R that hold a prediction (NaN marks a missing one)."""
+    return ~np.isnan(R)
+
+
 def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
     """Fit the factorization and the aggregator on a probability matrix.
+
+    Missing entries (NaN) get zero confidence: they neither shape the
+    factors nor pull the fold-in, which completes them from the observed
+    entries of their row. The backends see them filled with their column's
+    mean (where only the initial factors read them).
 
     Parameters
     ----------
@@ -84,6 +94,9 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
         The backend's validated inputs (the transformer folds ``problem.R`` in).
     """
     classes = np.arange(n_classes) if classes is None else classes
+    observed = _observed(R)
+    if not observed.all():
+        R = np.where(observed, R, np.nanmean(R, axis=0))
     class_weight = class_weights(
         y[labeled], weights[labeled], n_classes, balanced=params["use_class_weights"],
         classes=classes,
@@ -92,12 +105,12 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
     T = label_targets(y, n_classes, n_estimators) * labeled[:, None]
     C, confidence_state = fit_confidence(
         params["confidence"], R, T, labeled, weights,
-        n_classes=n_classes, label_aware_alpha=params["label_aware_alpha"],
+        n_classes=n_classes, label_aware_alpha=params["label_aware_alpha"], observed=observed,
     )
     problem = Problem(
         R=R,
-        C=C,
-        C_free=apply_confidence(confidence_state, R),
+        C=C * observed,
+        C_free=apply_confidence(confidence_state, R) * observed,
         T=T,
         y=y,
         labeled=labeled,
@@ -145,11 +158,26 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
 
 
 def cf_fold_in(model, R):
-    """Instance factors of rows ``R`` (the classifier factors held fixed)."""
-    C = apply_confidence(model.confidence_state, R)
+    """Instance factors of rows ``R`` (the classifier factors held fixed).
+
+    Missing entries (NaN) get zero confidence, so a row's factors come from
+    its observed entries alone.
+    """
+    observed = _observed(R)
+    R = np.where(observed, R, 0.0)
+    C = apply_confidence(model.confidence_state, R) * observed
     return fold_in(
         R, C, model.classifier_factors, model.params["lambda_reg"], model.confidence_scale
     )
+
+
+def cf_complete(model, R):
+    """``R`` with its missing entries (NaN) replaced by the CF reconstruction, in [0, 1]."""
+    observed = _observed(R)
+    if observed.all():
+        return R
+    R_hat = np.clip(cf_fold_in(model, R) @ model.classifier_factors.T, 0.0, 1.0)
+    return np.where(observed, R, R_hat)
 
 
 def cf_predict_proba(model, R, posterior_correction=None):

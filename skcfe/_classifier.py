@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
-from ._cf import cf_predict_proba
+from ._cf import cf_complete, cf_predict_proba, fit_cf
 from ._selection import (
     SuperLearner,
     candidate_library,
@@ -230,15 +230,22 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self : CFEnsembleClassifier
             Fitted estimator.
         """
-        problem = self._fit_model(X, y, sample_weight)
+        R, problem = self._fit_model(X, y, sample_weight)
         self.combiner_, self.combiner_estimator_ = "cf", self._cf_model
         self.selection_results_ = None
+        self._completion = None
         if self.combiner != "cf":
-            self._select_combiner(problem)
+            self._select_combiner(R, problem)
         return self
 
-    def _select_combiner(self, problem):
-        """Choose or combine level-1 models by cross-validation on the out-of-fold matrix."""
+    def _select_combiner(self, R, problem):
+        """Choose or combine level-1 models by cross-validation on the out-of-fold matrix.
+
+        ``R`` may have missing entries (NaN, ``estimators='precomputed'``): the
+        CF candidates give them zero confidence; the others see them completed
+        by a label-free factorization (``rho=1``) of every row, so that no
+        label reaches the completion of a row they are scored on.
+        """
         y, labeled, weights = problem.y, problem.labeled, problem.row_weight
         n_classes = len(self.classes_)
         smallest = np.bincount(y[labeled], minlength=n_classes).min()
@@ -249,10 +256,14 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         library = candidate_library(
             self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer
         )
+        R_complete = None
+        if np.isnan(R).any():
+            self._completion = self._fit_completion(R, problem)
+            R_complete = cf_complete(self._completion, R)
         results, oof = select(
-            problem.R, y, labeled, weights, library=library, scorer=scorer,
+            R, y, labeled, weights, library=library, scorer=scorer,
             n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
-            verbose=self.verbose,
+            verbose=self.verbose, R_complete=R_complete,
         )
         self.selection_results_ = results
         best = int(np.argmax(results["pooled_test_score"]))
@@ -261,20 +272,21 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             lab = np.flatnonzero(labeled)
             pool, intercept = super_learner_weights(oof, y[lab], weights[lab], n_classes)
             results["weight"] = pool
+        def refit(candidate):
+            if getattr(candidate, "handles_missing", False) or R_complete is None:
+                return candidate.fit(R, y, labeled, weights, n_classes)
+            return _Completed(candidate.fit(R_complete, y, labeled, weights, n_classes),
+                              self._completion)
+
         if pool is None or not np.any(pool > 0):
             self.combiner_ = library[best][0]
             if best > 0:
-                self.combiner_estimator_ = library[best][1].fit(
-                    problem.R, y, labeled, weights, n_classes
-                )
+                self.combiner_estimator_ = refit(library[best][1])
             return
         members = np.flatnonzero(pool > 0)
         # The CF aggregator as configured is already fitted on every row.
-        fitted = [
-            _FittedCF(self._cf_model) if c == 0
-            else library[c][1].fit(problem.R, y, labeled, weights, n_classes)
-            for c in members
-        ]
+        fitted = [_FittedCF(self._cf_model) if c == 0 else refit(library[c][1])
+                  for c in members]
         self.combiner_ = "super_learner"
         self.combiner_estimator_ = SuperLearner(fitted, pool[members], intercept, n_classes)
 
@@ -295,7 +307,23 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         R = self._new_matrix(X)
         if self.combiner_ == "cf":
             return cf_predict_proba(self._cf_model, R, self.posterior_correction)
+        if self._completion is None and np.isnan(R).any():
+            raise ValueError(
+                "X has missing predictions (NaN), but this model was fitted on a complete "
+                f"matrix and its combiner ({self.combiner_!r}) needs every prediction. Fit "
+                "on a matrix with missing entries (they train the completion), or use "
+                "combiner='cf', which completes them by the fold-in."
+            )
         return self.combiner_estimator_.predict_proba(R)
+
+    def _fit_completion(self, R, problem):
+        """Label-free factorization of every row that completes missing entries."""
+        params = dict(self._fitted_cf_params, rho=1.0, verbose=0)
+        if params["confidence"] in ("label_aware", "calibration"):
+            params["confidence"] = "certainty"  # confidence that reads no label
+        model, _ = fit_cf(R, problem.y, problem.labeled, problem.row_weight,
+                          n_classes=len(self.classes_), params=params, seed=self._seed)
+        return model
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -341,8 +369,23 @@ CFEnsembleClassifier.__doc__ = (
 class _FittedCF:
     """A fitted CF model with the candidates' predict_proba interface."""
 
+    handles_missing = True
+
     def __init__(self, model):
         self.model = model
 
     def predict_proba(self, R):
         return cf_predict_proba(self.model, R)
+
+
+class _Completed:
+    """A fitted candidate that needs every prediction, fed the completed matrix."""
+
+    handles_missing = True
+
+    def __init__(self, candidate, completion):
+        self.candidate = candidate
+        self.completion = completion
+
+    def predict_proba(self, R):
+        return self.candidate.predict_proba(cf_complete(self.completion, R))

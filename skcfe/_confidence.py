@@ -67,13 +67,15 @@ def agreement(R, n_classes):
     return (_FLOOR + (1.0 - _FLOOR) * closeness).reshape(R.shape)
 
 
-def calibration_weights(R, T, sample_weight):
-    """Per-column ``1 - Brier score`` on labeled rows, in [floor, 1]."""
-    brier = np.average((T - R) ** 2, axis=0, weights=sample_weight)
+def calibration_weights(R, T, sample_weight, observed=None):
+    """Per-column ``1 - Brier score`` on labeled rows (observed entries only), in [floor, 1]."""
+    weights = sample_weight[:, None] * (1.0 if observed is None else observed)
+    brier = np.sum(weights * (T - R) ** 2, axis=0) / np.maximum(weights.sum(axis=0), 1e-300)
     return _FLOOR + (1.0 - _FLOOR) * (1.0 - brier)
 
 
-def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_aware_alpha):
+def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_aware_alpha,
+                   observed=None):
     """Confidence of the training rows for the factorization.
 
     Parameters
@@ -87,6 +89,8 @@ def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_a
     sample_weight : ndarray of shape (n_samples,)
     n_classes : int
     label_aware_alpha : float
+    observed : ndarray of bool, shape (n_samples, n_columns), default=None
+        Entries that hold a prediction ('calibration' scores these only).
 
     Returns
     -------
@@ -101,7 +105,8 @@ def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_a
         if not labeled.any() or sample_weight[labeled].sum() <= 0:
             raise ValueError("confidence='calibration' needs labeled rows with positive weight.")
         state["column_weights"] = calibration_weights(
-            R[labeled], T[labeled], sample_weight[labeled]
+            R[labeled], T[labeled], sample_weight[labeled],
+            None if observed is None else observed[labeled],
         )
     C = apply_confidence(state, R)
     if strategy == "label_aware":

@@ -202,7 +202,9 @@ def get_scorer(scoring, n_classes):
 
 
 class CFCandidate:
-    """The CF-Ensemble model with some parameters overridden."""
+    """The CF-Ensemble model with some parameters overridden (missing entries: zero confidence)."""
+
+    handles_missing = True
 
     def __init__(self, params, seed, **overrides):
         self.params = {**params, **overrides}
@@ -342,7 +344,7 @@ def candidate_library(names, n_classes, cf_params, seed, scorer):
 
 
 def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=1,
-           random_state=None, verbose=0):
+           random_state=None, verbose=0, R_complete=None):
     """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
 
     Unlabeled rows are training rows of every fold (the CF candidates'
@@ -373,12 +375,14 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     fit_time = np.zeros(len(library))
     pooled = np.empty(len(library))
     for c, (name, candidate) in enumerate(library):
+        complete = R_complete is None or getattr(candidate, "handles_missing", False)
+        R_c = R if complete else R_complete
         for k, (train, test) in enumerate(folds):
             rows = np.concatenate([lab_idx[train], unl_idx])
             start = time.perf_counter()
-            candidate.fit(R[rows], y[rows], labeled[rows], weights[rows], n_classes)
+            candidate.fit(R_c[rows], y[rows], labeled[rows], weights[rows], n_classes)
             fit_time[c] += time.perf_counter() - start
-            proba = candidate.predict_proba(R[lab_idx[test]])
+            proba = candidate.predict_proba(R_c[lab_idx[test]])
             oof[c, k // n_splits, test] = proba
             fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
         pooled[c] = np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])

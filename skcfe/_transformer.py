@@ -226,11 +226,11 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         X_out : ndarray of shape (n_samples, n_columns) or (n_samples, latent_dim)
             Cross-fitted reconstruction, or factors when ``output='factors'``.
         """
-        problem = self._fit_model(X, y, sample_weight)
-        # problem.R holds the out-of-fold probabilities of the labeled rows and
-        # those of the unlabeled rows from base estimators fitted on the labeled
-        # rows only: no entry comes from an estimator that saw its row.
-        return self._output(self._fold_in(problem.R))
+        R, _ = self._fit_model(X, y, sample_weight)
+        # R holds the out-of-fold probabilities of the labeled rows and those of
+        # the unlabeled rows from base estimators fitted on the labeled rows
+        # only: no entry comes from an estimator that saw its row.
+        return self._output(self._fold_in(R))
 
     def transform(self, X):
         """Reconstructed probability matrix (or latent factors) of ``X``.

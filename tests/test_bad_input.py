@@ -105,8 +105,11 @@ ERRORS = [
      ValueError, "returned negative or non-finite values"),
     ("precomputed out of [0, 1]", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), 2.0)},
      ValueError, r"must\s+lie in \[0, 1\]; got values in \[2, 2\]"),
-    ("precomputed NaN", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), np.nan)},
-     ValueError, "Missing predictions are not supported yet"),
+    ("precomputed row without prediction", {"estimators": "precomputed"}, Y,
+     {"X": np.r_[np.full((1, 2), np.nan), np.full((59, 2), 0.5)]},
+     ValueError, r"Row 0 of X has no prediction at all \(1 such rows\)"),
+    ("precomputed infinity", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), np.inf)},
+     ValueError, "X holds infinity"),
 ]
 
 

@@ -316,7 +316,7 @@ def test_precomputed_matches_the_base_estimators(binary_data):
 @pytest.mark.parametrize(
     "X, message",
     [
-        (np.full((6, 2), np.nan), "Missing predictions are not supported yet"),
+        (np.full((6, 2), np.nan), r"Row 0 of X has no prediction at all \(6 such rows\)"),
         (np.full((6, 2), 1.5), r"must\s+lie in \[0, 1\]"),
         (np.full((6, 3, 1), 0.5), "2D probability matrix"),
     ],
@@ -369,3 +369,102 @@ def test_verbose_names_every_candidate(binary_data, capsys):
     for name in clf.selection_results_["candidate"]:
         assert f"[selection] {name}: pooled out-of-fold score" in out
     assert "[ALS] sweep 1:" in out
+
+
+def _missing_problem(seed=0, n=400, m=4, rate=0.3):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.2).astype(int)
+    R = expit(1.2 * (2 * y[:, None] - 1) + rng.normal(0, 1.2, (n, m)))
+    R_missing = R.copy()
+    R_missing[rng.random((n, m)) < rate] = np.nan
+    R_missing[np.isnan(R_missing).all(axis=1), 0] = R[np.isnan(R_missing).all(axis=1), 0]
+    return R, R_missing, y
+
+
+def test_missing_entries_get_zero_confidence_in_the_fold_in():
+    from skcfe._cf import cf_fold_in
+    from skcfe.backends import fold_in
+
+    _, R, y = _missing_problem()
+    clf = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0).fit(R, y)
+    model = clf._cf_model
+    rows = R[:20]
+    observed = ~np.isnan(rows)
+    # Oracle: the ridge fold-in with zero confidence on the missing entries, whatever value
+    # stands in for them.
+    from skcfe._confidence import apply_confidence
+
+    for stand_in in (0.0, 0.9):
+        filled = np.where(observed, rows, stand_in)
+        C = apply_confidence(model.confidence_state, filled) * observed
+        expected = fold_in(filled, C, model.classifier_factors, clf.lambda_reg,
+                           model.confidence_scale)
+        np.testing.assert_allclose(cf_fold_in(model, rows), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["als", pytest.param("torch", marks=pytest.mark.skipif(
+    not __import__("importlib").util.find_spec("torch"), reason="torch is not installed"))])
+@pytest.mark.parametrize("combiner", ["auto", "select", "cf"])
+def test_missing_predictions_are_completed(backend, combiner):
+    R_full, R, y = _missing_problem()
+    clf = CFEnsembleClassifier("precomputed", combiner=combiner, backend=backend,
+                               random_state=0, max_iter=30).fit(R, y)
+    proba = clf.predict_proba(R)
+    assert np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # The completion carries signal: held-in ranking well above chance.
+    assert average_precision(y, proba, np.ones(len(y))) > 0.5
+    # Every entry missing but one still predicts.
+    one = np.full((1, R.shape[1]), np.nan)
+    one[0, 2] = 0.9
+    assert np.isfinite(clf.predict_proba(one)).all()
+
+
+def test_a_missing_entry_is_an_entry_with_zero_confidence():
+    """NaN fits exactly like its column mean given zero confidence by a callable."""
+    from skcfe._confidence import certainty
+
+    _, R, y = _missing_problem(seed=1)
+    observed = ~np.isnan(R)
+    filled = np.where(observed, R, np.nanmean(R, axis=0))
+
+    def masked_certainty(matrix):
+        return certainty(matrix, 2) * observed
+
+    nan_fit = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0).fit(R, y)
+    masked = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0,
+                                  confidence=masked_certainty).fit(filled, y)
+    np.testing.assert_allclose(nan_fit.classifier_factors_, masked.classifier_factors_,
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(nan_fit.coef_, masked.coef_, rtol=1e-9, atol=1e-12)
+    # With full confidence on the stand-ins the fit differs: the mask is what matters.
+    plain = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0).fit(filled, y)
+    assert not np.allclose(nan_fit.coef_, plain.coef_, rtol=1e-3)
+
+
+def test_transformer_completes_missing_entries():
+    from skcfe import CFEnsembleTransformer
+
+    _, R, y = _missing_problem(seed=2)
+    out = CFEnsembleTransformer("precomputed", random_state=0).fit_transform(R, y)
+    assert out.shape == R.shape and np.all(np.isfinite(out))
+
+
+def test_complete_fit_rejects_missing_predictions_unless_cf():
+    R_full, R, y = _missing_problem(seed=3)
+    clf = CFEnsembleClassifier("precomputed", random_state=0).fit(R_full, y)
+    with pytest.raises(ValueError, match="fitted on a complete matrix"):
+        clf.predict_proba(R)
+    forced = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0).fit(R_full, y)
+    assert np.isfinite(forced.predict_proba(R)).all()
+
+
+def test_multiclass_groups_must_be_all_present_or_all_missing(multiclass_data):
+    _, y = multiclass_data
+    R = np.random.default_rng(0).dirichlet(np.ones(3), size=(len(y), 2)).reshape(len(y), 6)
+    R[5, 1] = np.nan
+    with pytest.raises(ValueError, match="Row 5 of X has some but not all of model 0's 3 class"):
+        CFEnsembleClassifier("precomputed").fit(R, y)
+    R[5, :3] = np.nan
+    clf = CFEnsembleClassifier("precomputed", random_state=0).fit(R, y)
+    assert np.isfinite(clf.predict_proba(R)).all()

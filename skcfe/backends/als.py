@@ -98,7 +98,8 @@ def factor_weights(problem, rho):
             problem.sample_weight, w, out=np.zeros_like(w), where=(w > 0) & problem.labeled
         )
         mean_class_weight = np.dot(row_share, class_weight) / row_share[problem.labeled].sum()
-        agree = agreement_with_labels(R, problem.T)
+        # Entries without confidence (missing predictions) get no label weight either.
+        agree = agreement_with_labels(R, problem.T) * (problem.C > 0)
         V = V + ((1.0 - rho) / (q * mean_class_weight)) * class_weight[:, None] * agree
     return V, row_share
 
