@@ -16,20 +16,8 @@ from ._matrix import fit_estimators, oof_matrix
 def base_layer(named_estimators, X, y, splits, sample_weight, *, n_classes, n_jobs, verbose):
     """Out-of-fold matrix of the rows and the base estimators refit on all of them.
 
-    Parameters
-    ----------
-    named_estimators : list of (str, estimator)
-        Unfitted base estimators ('drop' already removed).
-    X : array-like of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-        Encoded labels ``0 .. n_classes - 1``.
-    splits : list of (train, test) index arrays
-    sample_weight : ndarray of shape (n_samples,) or None
-
-    Returns
-    -------
-    R : ndarray of shape (n_samples, n_columns)
-    estimators : list of fitted estimators
+    The arguments are :func:`~skcfe._matrix.oof_matrix`'s; returns ``(R,
+    estimators)``, the matrix and the fitted base estimators.
     """
     R = oof_matrix(named_estimators, X, y, splits, sample_weight,
                    n_classes=n_classes, n_jobs=n_jobs, verbose=verbose)
