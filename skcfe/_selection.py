@@ -187,8 +187,8 @@ def get_scorer(scoring, n_classes):
     scoring = default_scoring(n_classes) if scoring is None else scoring
     if isinstance(scoring, str) and scoring in _FAST_METRICS:
         return _FAST_METRICS[scoring]
-    scorer = check_scoring(_ProbaInput(np.arange(n_classes)), scoring=scoring)
     identity = _ProbaInput(np.arange(n_classes))
+    scorer = check_scoring(identity, scoring=scoring)
 
     def score(y, proba, sample_weight):
         return float(scorer(identity, proba, y, sample_weight=sample_weight))

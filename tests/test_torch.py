@@ -361,6 +361,12 @@ def trained_gradient(problem, settings, result):
     return float(value.detach()), [p.grad.numpy() for p in params]
 
 
+def kink_settings(**params):
+    """Focal settings whose clipped-logit kinks stall L-BFGS on small_problem(seed=3)."""
+    return make_settings(latent_dim=3, lambda_reg=1e-3, focal_gamma=2.0, aggregator_alpha=0.1,
+                         aggregator_input="logit", **params)
+
+
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_aggregator_is_solved_to_convergence_for_the_returned_factors(solver, n_classes):
@@ -371,12 +377,7 @@ def test_aggregator_is_solved_to_convergence_for_the_returned_factors(solver, n_
     at 0.008-0.05 here); the polish by fit_weighted leaves it at rounding level.
     """
     problem = small_problem(n_classes, n=100, seed=3)
-    settings = make_settings(
-        latent_dim=3,
-        lambda_reg=1e-3,
-        focal_gamma=2.0,
-        aggregator_alpha=0.1,
-        aggregator_input="logit",
+    settings = kink_settings(
         max_iter=20 if solver == "adam" else 100,
         extra={"solver": solver, "learning_rate": 0.05},
     )
@@ -409,15 +410,7 @@ def test_line_search_failure_away_from_a_stationary_point_is_not_convergence(mon
 
     monkeypatch.setattr(torch_backend, "minimize", spy)
     problem = small_problem(3, n=100, seed=3)
-    settings = make_settings(
-        latent_dim=3,
-        lambda_reg=1e-3,
-        focal_gamma=2.0,
-        aggregator_alpha=0.1,
-        aggregator_input="logit",
-        tol=1e-10,
-        max_iter=400,
-    )
+    settings = kink_settings(tol=1e-10, max_iter=400)
     result = torch_backend.fit(problem, settings, np.random.default_rng(0))
     assert 2 in statuses, "the scenario needs L-BFGS-B's line search to fail"
     value, gradient = trained_gradient(problem, settings, result)
