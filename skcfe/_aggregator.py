@@ -2,15 +2,30 @@
 
 'weighted' is a linear model of the reconstructed probability matrix with a
 sigmoid (binary) or softmax (K classes) link, trained to convergence on the
-exact gradient of the weighted focal loss: damped Newton, or preconditioned
-L-BFGS for large aggregators. 'mean' averages the reconstructed
-probabilities of the estimators and learns nothing.
+exact gradient of the weighted focal loss. With ``gamma = 0`` (cross-entropy)
+that is L2-penalized logistic regression, which scikit-learn's
+``LogisticRegression(solver='newton-cholesky')`` solves; the focal loss is not
+in scikit-learn, so ``gamma > 0`` has its own damped Newton, or preconditioned
+L-BFGS for large aggregators (see :func:`fit_weighted` for which solver runs
+when). 'mean' averages the reconstructed probabilities of the estimators and
+learns nothing.
 """
 
+import warnings
+
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky, solve_triangular
+from scipy.linalg import (
+    LinAlgError,
+    LinAlgWarning,
+    cho_factor,
+    cho_solve,
+    cholesky,
+    solve_triangular,
+)
 from scipy.optimize import minimize
 from scipy.special import expit, logit, softmax
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from ._losses import _focal_terms
 
@@ -29,6 +44,14 @@ _NEWTON_MAX_PARAMETERS = 1500
 # A full (undamped) Newton step this small, relative to the weights, ends the
 # Newton iterations: the quadratic convergence has taken the error far below.
 _NEWTON_STEP_TOL = 1e-7
+
+# Stopping tolerance of LogisticRegression for gamma = 0: the largest gradient
+# component of fit_weighted's objective (LogisticRegression's objective divided
+# by C times the total sample weight, so the same scale) and half the squared
+# Newton decrement. Newton converges quadratically, so the weights end close to
+# full float64 precision, as the damped Newton below gives them.
+_LOGISTIC_TOL = 1e-10
+_LOGISTIC_MAX_ITER = 100
 
 # Averaged probabilities of exactly 0 or 1 would give infinite logits.
 _EPS = 1e-12
@@ -109,24 +132,50 @@ def fit_weighted(
     """Train the 'weighted' aggregator to convergence, warm-started.
 
     Minimizes ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i + alpha / 2 |coef|^2``
-    with the exact gradient. Which solver depends on the number of weights,
-    ``n_outputs * (n_columns + 1)``:
+    (the intercept is not penalized) with the exact gradient.
 
-    * up to 1500 (``_NEWTON_MAX_PARAMETERS``; binary problems, a few
-      classes): damped Newton, which solves the weights to full float64
-      precision. When Newton meets non-convexity (a focal loss far from the
-      optimum) or has not converged after 50 steps, preconditioned L-BFGS
-      takes over and up to 10 Newton steps finish from its solution.
-    * above 1500: preconditioned L-BFGS alone, with no Newton finish. It
+    With ``gamma = 0`` this is L2-penalized logistic regression and
+    :class:`~sklearn.linear_model.LogisticRegression` solves it (see
+    :func:`_fit_logistic` for the mapping of ``alpha`` onto ``C``). Its own
+    solvers remain for what scikit-learn does not do:
+
+    * ``gamma > 0``: the focal loss is not in scikit-learn. Up to 1500 weights
+      (``n_outputs * (n_columns + 1)``, ``_NEWTON_MAX_PARAMETERS``) damped
+      Newton solves them to full float64 precision; when it meets
+      non-convexity (a focal loss far from the optimum) or has not converged
+      after 50 steps, preconditioned L-BFGS takes over and up to 10 Newton
+      steps finish from its solution. This is also where the warm start and
+      the prior-initialized intercept matter: the focal loss is not convex.
+    * above 1500 weights, for any ``gamma``: preconditioned L-BFGS alone. It
       stops at a largest projected gradient component of 1e-8 (in whitened
-      coordinates), a relative decrease of 1e-12 or ``max_iter`` iterations,
-      so the weights are only as precise as those tolerances allow.
+      coordinates), a relative decrease of 1e-12 or ``max_iter`` iterations.
+      For ``gamma = 0``, LogisticRegression's lbfgs (not preconditioned) took
+      6.4 s and its newton-cholesky 24 s where this takes 0.9 s (20,000 rows,
+      200 columns of rank 8, 10 classes, 2010 weights; one BLAS thread).
+    * ``newton_steps`` (ALS between sweeps): a cheap update that only tracks
+      a moving optimum from the previous weights; it stops after that many
+      descent steps, converged or not, and falls back to L-BFGS only if
+      Newton fails. LogisticRegression starts only from zero or from its
+      own previous fit (``warm_start``), never from given weights.
+      ``None`` (the default) solves to full precision (to L-BFGS's tolerances
+      above 1500 weights, where ``newton_steps`` has no effect).
+    * ``gamma = 0`` where LogisticRegression cannot or does not converge: a
+      class without labeled rows (it would fit fewer classes), or a
+      ConvergenceWarning or LinAlgWarning (e.g. ``alpha = 0`` with collinear
+      columns). The damped Newton then solves from the given start, as for
+      ``gamma > 0``, and no warning escapes (backends never warn).
 
-    ``newton_steps`` caps the Newton steps for a cheap update that only
-    tracks a moving optimum (ALS between sweeps): it stops after that many
-    descent steps, converged or not, and falls back to L-BFGS only if Newton
-    fails. ``None`` (the default) solves to full precision (to L-BFGS's
-    tolerances above 1500 weights, where ``newton_steps`` has no effect).
+    For ``gamma = 0`` the problem is convex and solved to convergence, so its
+    solution does not depend on the start: LogisticRegression starts from
+    zero, not from ``intercept`` (the log prior), and agrees with the damped
+    Newton from the prior to about 1e-15 on 20,000 rows with 0.1% positives
+    weighted 500:1 (and to ~1e-12 on the benchmarks below).
+
+    Timing of ``gamma = 0``, LogisticRegression against the damped Newton
+    from the prior, the same calls interleaved (best of 7, one BLAS thread,
+    2 cores shared with a benchmark): 100,000 rows x 5 columns, binary:
+    0.17 s against 0.45 s; 20,000 rows x 50 columns, 5 classes (255
+    weights): 1.24 s against 1.93 s.
 
     Returns
     -------
@@ -134,17 +183,11 @@ def fit_weighted(
     intercept : ndarray of shape (n_outputs,)
     """
     k, q = coef.shape
-    weights = sample_weight / sample_weight.sum()
-    F1 = np.hstack([F, np.ones((len(F), 1))])
-    theta0 = np.hstack([coef, intercept[:, None]])
-    if k * (q + 1) <= _NEWTON_MAX_PARAMETERS:
-        steps = 50 if newton_steps is None else newton_steps
-        theta, status = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=steps)
-        if status == "failed" or (status == "max_steps" and newton_steps is None):
-            theta = _lbfgs(F1, y, weights, theta, gamma, alpha, max_iter)
-            theta, _ = _newton(F1, y, weights, theta, gamma, alpha, max_steps=10)
-    else:
-        theta = _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter)
+    theta = None
+    if gamma == 0 and newton_steps is None and k * (q + 1) <= _NEWTON_MAX_PARAMETERS:
+        theta = _fit_logistic(F, y, sample_weight, k, alpha)
+    if theta is None:
+        theta = _fit_own(F, y, sample_weight, coef, intercept, gamma, alpha, max_iter, newton_steps)
     if k > 1:
         # Softmax logits are invariant to adding one vector to every class;
         # the penalty's minimum along that direction is the centred solution.
@@ -155,6 +198,56 @@ def fit_weighted(
             "probabilities are degenerate; increase aggregator_alpha or lambda_reg."
         )
     return theta[:, :q], theta[:, q]
+
+
+def _fit_logistic(F, y, sample_weight, k, alpha):
+    """``gamma = 0`` by LogisticRegression: ``theta = [coef, intercept]``, or None.
+
+    LogisticRegression minimizes ``1/2 |coef|^2 + C sum_i s_i loss_i``;
+    divided by ``C sum_i s_i`` that is ``fit_weighted``'s objective with
+    ``alpha = 1 / (C sum_i s_i)``, so ``C = 1 / (alpha sum_i s_i)`` (and
+    ``C = inf``, no penalty, for ``alpha = 0``). Neither penalizes the
+    intercept. None when it cannot do the job: a class has no row (it would
+    fit fewer classes), or it warns that it did not converge or met a singular
+    Hessian (the warning is caught; the caller solves by its own Newton).
+    """
+    n_classes = 2 if k == 1 else k
+    if np.unique(y).size < n_classes:
+        return None
+    C = np.inf if alpha == 0 else 1.0 / (alpha * sample_weight.sum())
+    model = LogisticRegression(
+        C=C, solver="newton-cholesky", tol=_LOGISTIC_TOL, max_iter=_LOGISTIC_MAX_ITER
+    )
+    # Raised, not shown: the own Newton takes over. (catch_warnings is
+    # process-wide state, as in scikit-learn's own Newton solver.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("error", LinAlgWarning)
+        try:
+            model.fit(F, y, sample_weight=sample_weight)
+        except (ConvergenceWarning, LinAlgWarning):
+            return None
+    return np.hstack([model.coef_, model.intercept_[:, None]])
+
+
+def _fit_own(F, y, sample_weight, coef, intercept, gamma, alpha, max_iter, newton_steps):
+    """Damped Newton and/or preconditioned L-BFGS from ``(coef, intercept)``.
+
+    Any ``gamma``; see :func:`fit_weighted` for which runs when. Returns
+    ``theta = [coef, intercept]``, not yet centred.
+    """
+    k, q = coef.shape
+    weights = sample_weight / sample_weight.sum()
+    F1 = np.hstack([F, np.ones((len(F), 1))])
+    theta0 = np.hstack([coef, intercept[:, None]])
+    if k * (q + 1) > _NEWTON_MAX_PARAMETERS:
+        return _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter)
+    steps = 50 if newton_steps is None else newton_steps
+    theta, status = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=steps)
+    if status == "failed" or (status == "max_steps" and newton_steps is None):
+        theta = _lbfgs(F1, y, weights, theta, gamma, alpha, max_iter)
+        theta, _ = _newton(F1, y, weights, theta, gamma, alpha, max_steps=10)
+    return theta
 
 
 def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):

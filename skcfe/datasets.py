@@ -15,11 +15,12 @@ Both return the exact posterior ``p(y | latent)`` of their generating model, so
 tests can compare a fitted model with the Bayes-optimal answer.
 """
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, validate_params
 
 __all__ = ["make_imbalanced_classification", "make_probability_matrix"]
 
@@ -64,70 +65,41 @@ _WARP_FRACTION = 0.25
 
 
 # --------------------------------------------------------------------------
-# validation helpers
+# validation: scikit-learn's parameter constraints (as sklearn.datasets'
+# generators declare them), plus the two rules that involve two parameters
 # --------------------------------------------------------------------------
 
+# Wider than scikit-learn's "random_state" constraint (an int in
+# [0, 2**32 - 1], a RandomState or None): any non-negative int seeds a
+# SeedSequence, and a numpy Generator is used as given.
+_RANDOM_STATE = [
+    Interval(Integral, 0, None, closed="left"),
+    np.random.RandomState,
+    np.random.Generator,
+    None,
+]
 
-def _check_int(name, value, min_value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{name} must be an integer >= {min_value}; got {value!r} of type "
-            f"{type(value).__name__}. Pass a whole number such as {max(min_value, 10)}."
-        )
-    if value < min_value:
-        raise ValueError(
-            f"{name} must be an integer >= {min_value}; got {value}. "
-            f"Pass a value of at least {min_value}."
-        )
-    return int(value)
-
-
-def _check_real(name, value, low, high, *, low_open, high_open, hint):
-    """Check that `value` is a finite real number in the given interval."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a real number; got {value!r} of type {type(value).__name__}. {hint}"
-        )
-    value = float(value)
-    lo_ok = value > low if low_open else value >= low
-    hi_ok = value < high if high_open else value <= high
-    if not (np.isfinite(value) and lo_ok and hi_ok):
-        interval = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must be in {interval}; got {value!r}. {hint}")
-    return value
+# Shared by both generators. Binary problems bound positive_rate by 1/2; for K
+# classes the bound is 1/K, which :func:`_check_positive_rate` adds.
+_COMMON_CONSTRAINTS = {
+    "n_samples": [Interval(Integral, 1, None, closed="left")],
+    "n_classes": [Interval(Integral, 2, None, closed="left")],
+    "positive_rate": [Interval(Real, 0, 0.5, closed="right")],
+    "n_subgroups": [Interval(Integral, 1, None, closed="left")],
+    "labeled_fraction": [Interval(Real, 0, 1, closed="right")],
+    "random_state": _RANDOM_STATE,
+}
 
 
 def _check_positive_rate(positive_rate, n_classes):
+    """``positive_rate`` within (0, 1/n_classes], the rule that needs ``n_classes``."""
     limit = 1.0 / n_classes
-    if n_classes == 2:
-        what = "the frequency of the positive (minority) class 1"
-    else:
-        what = f"the frequency of the rarest class {n_classes - 1}"
-    return _check_real(
-        "positive_rate",
-        positive_rate,
-        0.0,
-        limit,
-        low_open=True,
-        high_open=False,
-        hint=(
-            f"It is {what}, so it must be in (0, 1/n_classes] = (0, {limit:g}] "
-            f"for n_classes={n_classes}; pass e.g. {min(0.1, limit):g}."
-        ),
-    )
-
-
-def _check_labeled_fraction(labeled_fraction):
-    return _check_real(
-        "labeled_fraction",
-        labeled_fraction,
-        0.0,
-        1.0,
-        low_open=True,
-        high_open=False,
-        hint="It is the share of rows whose label is observed; use 1.0 for a "
-        "fully labeled problem.",
-    )
+    if positive_rate > limit:
+        raise ValueError(
+            f"positive_rate must be in (0, 1/n_classes] = (0, {limit:g}] for "
+            f"n_classes={n_classes}: it is the frequency of the rarest class "
+            f"{n_classes - 1}; got {positive_rate!r}. Pass e.g. {min(0.1, limit):g}."
+        )
 
 
 def _child_generators(random_state, n_streams):
@@ -142,28 +114,15 @@ def _child_generators(random_state, n_streams):
         # Drawing entropy (rather than Generator.spawn, numpy >= 1.25) works
         # on every supported numpy and advances the caller's generator.
         entropy = [int(v) for v in random_state.integers(0, 2**32, size=4)]
-    elif isinstance(random_state, numbers.Integral) and not isinstance(
-        random_state, (bool, np.bool_)
-    ):
-        if random_state < 0:
-            raise ValueError(
-                f"random_state must be a non-negative integer; got {random_state}. "
-                "Pass e.g. random_state=0."
-            )
+    elif isinstance(random_state, Integral):
         entropy = int(random_state)
-    elif random_state is None or isinstance(random_state, np.random.RandomState):
-        # Consuming from a RandomState follows scikit-learn's convention that
-        # repeated calls with one instance give different draws.
+    else:
+        # None or a RandomState: consuming from it follows scikit-learn's
+        # convention that repeated calls with one instance give different draws.
         entropy = [
             int(v)
             for v in check_random_state(random_state).randint(0, 2**32 - 1, size=4, dtype=np.int64)
         ]
-    else:
-        raise ValueError(
-            "random_state must be None, a non-negative int, a "
-            "numpy.random.RandomState or a numpy.random.Generator; got "
-            f"{random_state!r}."
-        )
     return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n_streams)]
 
 
@@ -280,6 +239,15 @@ def _log_priors(counts):
 # --------------------------------------------------------------------------
 
 
+@validate_params(
+    {
+        **_COMMON_CONSTRAINTS,
+        "n_classifiers": [Interval(Integral, 1, None, closed="left")],
+        "quality": [Interval(Real, 0, 1, closed="right")],
+        "diversity": [Interval(Real, 0, 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_probability_matrix(
     n_samples=1000,
     n_classifiers=10,
@@ -393,31 +361,14 @@ def make_probability_matrix(
     >>> data.R.shape, data.y.shape, data.posterior.shape
     ((200, 5), (200,), (200, 2))
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_classifiers = _check_int("n_classifiers", n_classifiers, 1)
-    n_classes = _check_int("n_classes", n_classes, 2)
-    n_subgroups = _check_int("n_subgroups", n_subgroups, 1)
-    positive_rate = _check_positive_rate(positive_rate, n_classes)
-    quality = _check_real(
-        "quality",
-        quality,
-        0.0,
-        1.0,
-        low_open=True,
-        high_open=False,
-        hint="Higher is more informative; 1 is noise free, values near 0 are "
-        "nearly random. Pass e.g. 0.7.",
+    _check_positive_rate(positive_rate, n_classes)
+    # Python scalars, so that numpy scalars of any precision draw the same data.
+    n_samples, n_classifiers, n_classes, n_subgroups = (
+        int(v) for v in (n_samples, n_classifiers, n_classes, n_subgroups)
     )
-    diversity = _check_real(
-        "diversity",
-        diversity,
-        0.0,
-        1.0,
-        low_open=False,
-        high_open=False,
-        hint="0 means fully shared noise, 1 independent noise. Pass e.g. 0.5.",
+    positive_rate, quality, diversity, labeled_fraction = (
+        float(v) for v in (positive_rate, quality, diversity, labeled_fraction)
     )
-    labeled_fraction = _check_labeled_fraction(labeled_fraction)
     rng_labels, rng_latent, rng_groups, rng_clf, rng_noise, rng_mask = _child_generators(
         random_state, 6
     )
@@ -474,6 +425,16 @@ def make_probability_matrix(
     )
 
 
+@validate_params(
+    {
+        **_COMMON_CONSTRAINTS,
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "class_sep": [Interval(Real, 0, 1000, closed="right")],
+        "n_informative": [Interval(Integral, 1, None, closed="left")],
+        "label_noise": [Interval(Real, 0, 1, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_imbalanced_classification(
     n_samples=2000,
     n_features=20,
@@ -560,39 +521,20 @@ def make_imbalanced_classification(
     >>> data.X.shape, data.posterior.shape
     ((500, 8), (500, 2))
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_features = _check_int("n_features", n_features, 1)
-    n_classes = _check_int("n_classes", n_classes, 2)
-    n_informative = _check_int("n_informative", n_informative, 1)
     if n_informative > n_features:
         raise ValueError(
             f"n_informative must not exceed n_features; got n_informative="
             f"{n_informative} > n_features={n_features}. Lower n_informative or "
             "raise n_features."
         )
-    n_subgroups = _check_int("n_subgroups", n_subgroups, 1)
-    positive_rate = _check_positive_rate(positive_rate, n_classes)
-    class_sep = _check_real(
-        "class_sep",
-        class_sep,
-        0.0,
-        1000.0,
-        low_open=True,
-        high_open=False,
-        hint="It scales the distance between class clusters (beyond about 10 the "
-        "classes are already disjoint); pass e.g. 1.0.",
+    _check_positive_rate(positive_rate, n_classes)
+    # Python scalars, so that numpy scalars of any precision draw the same data.
+    n_samples, n_features, n_classes, n_informative, n_subgroups = (
+        int(v) for v in (n_samples, n_features, n_classes, n_informative, n_subgroups)
     )
-    label_noise = _check_real(
-        "label_noise",
-        label_noise,
-        0.0,
-        1.0,
-        low_open=False,
-        high_open=True,
-        hint="It is the probability that a label is redrawn from the class "
-        "prior; use 0.0 for clean labels.",
+    positive_rate, class_sep, label_noise, labeled_fraction = (
+        float(v) for v in (positive_rate, class_sep, label_noise, labeled_fraction)
     )
-    labeled_fraction = _check_labeled_fraction(labeled_fraction)
     (rng_labels, rng_clusters, rng_rows, rng_columns, rng_noise, rng_mask) = _child_generators(
         random_state, 6
     )

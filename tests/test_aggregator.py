@@ -1,11 +1,22 @@
 """The aggregator's solver: optimality, warm starts, the tracking mode and the Newton step."""
 
+import warnings
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.linear_model import LogisticRegression
 
-from skcfe._aggregator import _newton_direction, features, fit_weighted, prior_intercept
+from skcfe import _aggregator
+from skcfe._aggregator import (
+    _fit_own,
+    _newton_direction,
+    features,
+    fit_weighted,
+    prior_intercept,
+)
 from skcfe._losses import _focal_terms
 from skcfe.backends import als, fold_in
 
@@ -121,3 +132,73 @@ def test_als_returns_the_exact_aggregator_of_its_final_features(n_classes):
     )
     np.testing.assert_allclose(result.coef, direct[0], rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(result.intercept, direct[1], rtol=1e-7, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# gamma = 0: LogisticRegression, and where the own solver remains
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("alpha", [1e-4, 1e-2, 1.0])
+def test_logistic_regression_solves_the_own_newton_problem(n_classes, weighted, alpha):
+    """C = 1 / (alpha sum s) maps LogisticRegression onto the objective exactly.
+
+    The own damped Newton (run directly, from the log-prior intercept) and
+    LogisticRegression (from zero) reach the same weights: differences are
+    below 1e-9 here, the solvers' tolerance; any error in the mapping of alpha
+    onto C, the weighting or the unpenalized intercept would show at ~1e-2.
+    """
+    F, y, w = make_data(n_classes, seed=n_classes)
+    if not weighted:
+        w = np.ones_like(w)
+    coef0, intercept0 = start(F, y, w, n_classes)
+    with mock.patch.object(_aggregator, "LogisticRegression", wraps=LogisticRegression) as spy:
+        coef, intercept = fit_weighted(F, y, w, coef0, intercept0, gamma=0.0, alpha=alpha)
+    spy.assert_called_once()
+    theta = _fit_own(F, y, w, coef0, intercept0, 0.0, alpha, 1000, None)
+    if n_classes > 2:
+        theta = theta - theta.mean(axis=0)
+    np.testing.assert_allclose(coef, theta[:, :-1], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(intercept, theta[:, -1], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["focal", "tracking", "large", "missing class"],
+)
+def test_own_solver_where_logistic_regression_does_not_apply(case):
+    """The focal loss, warm-started tracking steps, > 1500 weights and a missing class."""
+    n_classes = 2 if case in ("focal", "tracking") else 3
+    F, y, w = make_data(n_classes, seed=5, q=510 if case == "large" else 6)
+    if case == "missing class":
+        keep = y != 2
+        F, y, w = F[keep], y[keep], w[keep]
+    kwargs = {"gamma": 2.0 if case == "focal" else 0.0, "alpha": 1e-2}
+    if case == "tracking":
+        kwargs["newton_steps"] = 2
+    with mock.patch.object(_aggregator, "LogisticRegression") as spy:
+        coef, intercept = fit_weighted(F, y, w, *start(F, y, w, n_classes), **kwargs)
+    spy.assert_not_called()
+    assert np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
+
+
+def test_logistic_regression_warning_falls_back_to_own_newton_silently():
+    """alpha = 0 with exactly collinear columns: LogisticRegression meets a
+    singular Hessian and warns; the own Newton solves instead, and no warning
+    escapes (backends never warn)."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((300, 2))
+    F = np.column_stack([Z, Z @ [1.0, 2.0]])
+    y = (rng.random(300) < 1.0 / (1.0 + np.exp(-Z[:, 0]))).astype(int)
+    w = rng.uniform(0.5, 2.0, 300)
+    with (
+        warnings.catch_warnings(),
+        mock.patch.object(_aggregator, "_fit_own", wraps=_fit_own) as own,
+    ):
+        warnings.simplefilter("error")
+        coef, intercept = fit_weighted(F, y, w, *start(F, y, w, 2), gamma=0.0, alpha=0.0)
+    own.assert_called_once()
+    _, g_coef, g_intercept = objective_and_gradient(F, y, w, coef, intercept, 0.0, 0.0)
+    assert np.max(np.abs(g_coef)) < 1e-9 and np.max(np.abs(g_intercept)) < 1e-9

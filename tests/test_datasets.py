@@ -355,60 +355,65 @@ def test_class_sep_makes_the_problem_easier():
 # ---------------------------------------------------------------------------
 
 
+def _invalid(function, name, requirement):
+    """scikit-learn's InvalidParameterError message for parameter ``name``."""
+    return rf"The '{name}' parameter of {function.__name__} must be {requirement}"
+
+
+MPM, MIC = make_probability_matrix, make_imbalanced_classification
+
+
 @pytest.mark.parametrize(
     "make, kwargs, match",
     [
-        (make_probability_matrix, {"n_samples": 0}, "n_samples must be an integer >= 1"),
-        (make_probability_matrix, {"n_samples": 10.0}, "n_samples must be an integer"),
-        (make_probability_matrix, {"n_classifiers": 0}, "n_classifiers must be an integer >= 1"),
-        (make_probability_matrix, {"n_classes": 1}, "n_classes must be an integer >= 2"),
-        (make_probability_matrix, {"n_subgroups": 0}, "n_subgroups must be an integer >= 1"),
-        (make_probability_matrix, {"n_subgroups": True}, "n_subgroups must be an integer"),
-        (make_probability_matrix, {"positive_rate": 0.7}, r"positive_rate must be in \(0, 0.5\]"),
-        (make_probability_matrix, {"positive_rate": 0.0}, r"positive_rate must be in \(0, 0.5\]"),
+        (MPM, {"n_samples": 0}, _invalid(MPM, "n_samples", r"an int in the range \[1, inf\)")),
+        (MPM, {"n_samples": 10.0}, _invalid(MPM, "n_samples", "an int")),
+        (MPM, {"n_classifiers": 0}, _invalid(MPM, "n_classifiers", r"an int in the range \[1")),
+        (MPM, {"n_classes": 1}, _invalid(MPM, "n_classes", r"an int in the range \[2, inf\)")),
+        (MPM, {"n_subgroups": 0}, _invalid(MPM, "n_subgroups", r"an int in the range \[1")),
+        (MPM, {"n_subgroups": 2.5}, _invalid(MPM, "n_subgroups", "an int")),
+        (MPM, {"positive_rate": 0.7}, _invalid(MPM, "positive_rate", r".*\(0.0, 0.5\]")),
+        (MPM, {"positive_rate": 0.0}, _invalid(MPM, "positive_rate", r".*\(0.0, 0.5\]")),
         (
-            make_probability_matrix,
+            MPM,
             {"n_classes": 4, "positive_rate": 0.3},
-            r"positive_rate must be in \(0, 0.25\].*rarest class",
+            r"positive_rate must be in \(0, 1/n_classes\] = \(0, 0.25\].*rarest class",
         ),
-        (make_probability_matrix, {"quality": 0.0}, r"quality must be in \(0, 1\]"),
-        (make_probability_matrix, {"quality": 1.5}, r"quality must be in \(0, 1\]"),
-        (make_probability_matrix, {"quality": float("nan")}, r"quality must be in \(0, 1\]"),
-        (make_probability_matrix, {"quality": "high"}, "quality must be a real number"),
-        (make_probability_matrix, {"diversity": -0.1}, r"diversity must be in \[0, 1\]"),
-        (make_probability_matrix, {"diversity": 1.1}, r"diversity must be in \[0, 1\]"),
+        (MPM, {"quality": 0.0}, _invalid(MPM, "quality", r"a float in the range \(0.0, 1.0\]")),
+        (MPM, {"quality": 1.5}, _invalid(MPM, "quality", r"a float in the range \(0.0, 1.0\]")),
+        (MPM, {"quality": float("nan")}, _invalid(MPM, "quality", r"a float in the range")),
+        (MPM, {"quality": "high"}, _invalid(MPM, "quality", "a float")),
         (
-            make_probability_matrix,
-            {"labeled_fraction": 0.0},
-            r"labeled_fraction must be in \(0, 1\]",
+            MPM,
+            {"diversity": -0.1},
+            _invalid(MPM, "diversity", r"a float in the range \[0.0, 1.0\]"),
         ),
+        (MPM, {"diversity": 1.1}, _invalid(MPM, "diversity", r"a float in the range \[0.0, 1.0\]")),
+        (MPM, {"labeled_fraction": 0.0}, _invalid(MPM, "labeled_fraction", r".*\(0.0, 1.0\]")),
+        (MPM, {"labeled_fraction": 1.2}, _invalid(MPM, "labeled_fraction", r".*\(0.0, 1.0\]")),
         (
-            make_probability_matrix,
-            {"labeled_fraction": 1.2},
-            r"labeled_fraction must be in \(0, 1\]",
+            MPM,
+            {"random_state": -1},
+            _invalid(MPM, "random_state", r"an int in the range \[0, inf\)"),
         ),
-        (make_probability_matrix, {"random_state": -1}, "random_state must be a non-negative"),
-        (make_probability_matrix, {"random_state": "seed"}, "random_state must be None"),
-        (make_imbalanced_classification, {"n_features": 0}, "n_features must be an integer >= 1"),
+        (MPM, {"random_state": "seed"}, _invalid(MPM, "random_state", ".*Generator' or None")),
+        (MIC, {"n_features": 0}, _invalid(MIC, "n_features", r"an int in the range \[1, inf\)")),
         (
-            make_imbalanced_classification,
+            MIC,
             {"n_features": 4, "n_informative": 5},
             "n_informative must not exceed n_features",
         ),
+        (MIC, {"n_informative": 0}, _invalid(MIC, "n_informative", r"an int in the range \[1")),
+        (MIC, {"class_sep": 0.0}, _invalid(MIC, "class_sep", r".*\(0.0, 1000.0\]")),
+        (MIC, {"label_noise": 1.0}, _invalid(MIC, "label_noise", r".*\[0.0, 1.0\)")),
+        (MIC, {"positive_rate": 0.6}, _invalid(MIC, "positive_rate", r".*\(0.0, 0.5\]")),
         (
-            make_imbalanced_classification,
-            {"n_informative": 0},
-            "n_informative must be an integer >= 1",
+            MIC,
+            {"n_classes": 3, "positive_rate": 0.4},
+            r"positive_rate must be in \(0, 1/n_classes\] = \(0, 0.333333\]",
         ),
-        (make_imbalanced_classification, {"class_sep": 0.0}, r"class_sep must be in \(0, 1000\]"),
-        (make_imbalanced_classification, {"label_noise": 1.0}, r"label_noise must be in \[0, 1\)"),
-        (
-            make_imbalanced_classification,
-            {"positive_rate": 0.6},
-            r"positive_rate must be in \(0, 0.5\]",
-        ),
-        (make_imbalanced_classification, {"n_classes": 1}, "n_classes must be an integer >= 2"),
-        (make_imbalanced_classification, {"labeled_fraction": -1}, "labeled_fraction must be in"),
+        (MIC, {"n_classes": 1}, _invalid(MIC, "n_classes", r"an int in the range \[2, inf\)")),
+        (MIC, {"labeled_fraction": -1}, _invalid(MIC, "labeled_fraction", "a float")),
     ],
 )
 def test_validation_errors(make, kwargs, match):
@@ -417,10 +422,22 @@ def test_validation_errors(make, kwargs, match):
 
 
 def test_error_message_says_how_to_fix():
+    """The rule scikit-learn's constraints cannot state (it needs n_classes) gives a hint."""
     with pytest.raises(ValueError) as info:
-        make_probability_matrix(positive_rate=0.9)
+        make_probability_matrix(n_classes=5, positive_rate=0.3)
     message = str(info.value)
-    assert "0.9" in message and re.search(r"pass e\.g\. 0\.1", message)
+    assert "0.3" in message and re.search(r"Pass e\.g\. 0\.1", message)
+
+
+@pytest.mark.parametrize("make", [MPM, MIC])
+def test_numpy_scalars_draw_the_same_data_as_python_scalars(make):
+    """Parameters are converted to Python scalars: a float32 rate changes no draw."""
+    python = make(50, 6, positive_rate=0.25, random_state=0)
+    numpy = make(
+        np.int64(50), np.int32(6), positive_rate=np.float32(0.25), random_state=np.int64(0)
+    )
+    for key, value in python.items():
+        np.testing.assert_array_equal(np.asarray(numpy[key]), np.asarray(value))
 
 
 # ---------------------------------------------------------------------------
