@@ -6,9 +6,9 @@ confidence -> backend -> fitted state. Predicting: refit matrix of new rows
 all of it; they differ only in what they do with the reconstruction.
 """
 
-import copy
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,27 +20,29 @@ from sklearn.ensemble import (
 from sklearn.ensemble._base import _BaseHeterogeneousEnsemble
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import check_cv
 from sklearn.naive_bayes import GaussianNB
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import UNUSED, _routing_enabled
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
+    _check_method_params,
     _check_sample_weight,
-    check_consistent_length,
     _num_samples,
+    check_consistent_length,
     check_is_fitted,
     column_or_1d,
 )
 
 from ._aggregator import AGGREGATOR_INPUTS, AGGREGATORS
+from ._cache import cached_base_layer
 from ._cf import CF_PARAMETERS, cf_fold_in, fit_cf
 from ._confidence import CONFIDENCE_STRATEGIES
-from ._cache import cached_base_layer
-from ._matrix import refit_matrix
+from ._matrix import check_prefit, cv_splits, refit_matrix
+from ._routing import metadata_router, route_fit
 from .backends import BACKENDS
 
 SHARED_PARAMETERS_DOC = """\
@@ -123,11 +125,22 @@ estimators : list of (str, estimator) tuples, default=None
         enter the factorization only; base estimators and the aggregator
         never see them. ``None``: every row is labeled.
 
-    cv : int, cross-validation generator or iterable, default=5
+    cv : int, cross-validation generator, iterable or 'prefit', default=5
         Folds for the out-of-fold probability matrix, as in
         :func:`~sklearn.model_selection.cross_val_predict`; an int gives
         :class:`~sklearn.model_selection.StratifiedKFold`. Every base
-        estimator gets the same folds.
+        estimator gets the same folds. With a group-aware splitter
+        (:class:`~sklearn.model_selection.StratifiedGroupKFold`,
+        :class:`~sklearn.model_selection.GroupKFold`), pass ``groups`` to
+        ``fit``: no group then lands on both sides of a fold.
+        'prefit': the base estimators are already fitted and used as they
+        are (neither cloned nor refit); the probability matrix of the
+        training rows is then their ``predict_proba`` on ``X``, in-sample
+        unless they were fitted on other rows, with a high risk of
+        overfitting the combiner, as in
+        :class:`~sklearn.ensemble.StackingClassifier`. Wrapping fitted
+        estimators in :class:`~sklearn.frozen.FrozenEstimator` does the same
+        with any ``cv`` and survives :func:`~sklearn.base.clone`.
 
     max_iter : int, default=100
         Maximum number of ALS sweeps or torch epochs (one L-BFGS iteration or
@@ -158,14 +171,17 @@ estimators : list of (str, estimator) tuples, default=None
         shuffled splitters; an int gives identical refits.
 
     verbose : int, default=0
-        Print progress per sweep/epoch when > 0.
+        When > 0, print progress: one line per base estimator and fold
+        (and per refit) with its time, one per combiner candidate as it is
+        scored, and the objective of each sweep (ALS) or epoch (torch).
 
     memory : str, joblib.Memory or None, default=None
         Caches the base layer (the out-of-fold probability matrix and the
         refit base estimators), as :class:`~sklearn.pipeline.Pipeline` caches
         its transformers: a path or a :class:`joblib.Memory`. The key is the
-        base estimators' parameters, the data, the folds of ``cv`` and the
-        sample weights, so a search over the combiner's parameters
+        base estimators' parameters, the data, the folds of ``cv`` (which
+        ``groups`` shape) and the metadata routed to the base estimators
+        (sample weights and any other), so a search over the combiner's parameters
         (``focal_gamma``, ``aggregator_alpha``, ``combiner``, ...) fits the
         base layer once per outer fold. None: no caching."""
 
@@ -217,7 +233,9 @@ def default_estimators(random_state=None):
 
     Linear, generative, a single tree, bagging and boosting: their errors
     differ, which is what a combiner can exploit. Every one accepts
-    ``sample_weight``.
+    ``sample_weight``; with metadata routing enabled, every one (each step
+    of the logistic pipeline too) requests it, so sample weights reach them
+    with routing as without.
 
     Parameters
     ----------
@@ -229,7 +247,7 @@ def default_estimators(random_state=None):
     estimators : list of (str, estimator)
     """
     seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3)
-    return [
+    estimators = [
         ("logistic", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
         ("naive_bayes", GaussianNB()),
         ("tree", DecisionTreeClassifier(min_samples_leaf=5, random_state=seeds[0])),
@@ -239,10 +257,18 @@ def default_estimators(random_state=None):
         ),
         ("boosting", HistGradientBoostingClassifier(random_state=seeds[2])),
     ]
+    if _routing_enabled():  # set_fit_request exists only then
+        for _, est in estimators:
+            for step in est.named_steps.values() if isinstance(est, Pipeline) else [est]:
+                step.set_fit_request(sample_weight=True)
+    return estimators
 
 
 class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     """Parameters and the fit pipeline shared by the classifier and the transformer."""
+
+    # fit routes groups to the splitter of cv; skcfe itself does not consume them.
+    __metadata_request__fit: ClassVar[dict] = {"groups": UNUSED}
 
     _parameter_constraints: dict = {
         "estimators": [list, None, StrOptions({"precomputed"})],
@@ -259,7 +285,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         "use_class_weights": ["boolean"],
         "posterior_correction": ["boolean"],
         "unlabeled_label": [None, Integral, str],
-        "cv": ["cv_object"],
+        "cv": ["cv_object", StrOptions({"prefit"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions({"lbfgs", "adam"})],
@@ -336,6 +362,35 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     @property
     def _precomputed(self):
         return isinstance(self.estimators, str) and self.estimators == "precomputed"
+
+    @property
+    def _prefit(self):
+        return isinstance(self.cv, str) and self.cv == "prefit"
+
+    def _routing_targets(self):
+        """Base estimators that fit fits, and the folds' cv (None: no folds)."""
+        if self._precomputed or self._prefit:
+            return [], None
+        named = [(n, e) for n, e in self._estimator_list() if not (isinstance(e, str) and e == "drop")]
+        return named, self.cv
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object.
+
+        ``fit`` consumes ``sample_weight`` itself and routes metadata to the
+        base estimators' ``fit`` (as they request it with
+        ``set_fit_request``) and to the ``split`` of ``cv`` (``groups``).
+        See scikit-learn's metadata routing user guide
+        (https://scikit-learn.org/stable/metadata_routing.html) for how the
+        routing mechanism works.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter`
+            encapsulating routing information.
+        """
+        return metadata_router(self, *self._routing_targets())
 
     def _validate_estimators(self):
         estimators = self._estimator_list()
@@ -481,30 +536,27 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
 
     # -- fit --------------------------------------------------------------
 
-    def _splits(self, X, y):
-        """Train/test folds of ``cv`` over the rows of ``X`` (StratifiedKFold for an int).
+    def _route_metadata(self, y, weights, sample_weight, groups, fit_params):
+        """Metadata of fit for each base estimator and the splitter (see _routing.py)."""
+        if groups is not None:
+            check_consistent_length(y, groups)
+        named, cv = self._routing_targets()
+        return route_fit(self, named, cv=cv, sample_weight=None if sample_weight is None else weights,
+                         groups=groups, fit_params=fit_params)
 
-        A shuffling splitter without a seed is seeded from ``random_state`` (on a
-        copy: the user's splitter is left as given), so an int ``random_state``
-        gives identical refits.
-        """
-        cv = check_cv(self.cv, y, classifier=True)
-        if getattr(cv, "shuffle", False) and getattr(cv, "random_state", 0) is None:
-            cv = copy.copy(cv)
-            cv.random_state = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        return list(cv.split(X, y))
-
-    def _fit_model(self, X, y, sample_weight=None):
+    def _fit_model(self, X, y, sample_weight=None, groups=None, **fit_params):
+        self._base_as_given = False
         if self._precomputed:
             y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
+            self._route_metadata(y, weights, sample_weight, groups, fit_params)
             R = check_precomputed(X, len(self.classes_))
             self.estimators_, self.named_estimators_ = [], Bunch()
             self._n_columns = R.shape[1]
         else:
             names, all_estimators = self._validate_estimators()
             y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
-            R = self._fit_base_layer(X, names, all_estimators, y_encoded, labeled, weights,
-                                     sample_weight)
+            metadata = self._route_metadata(y, weights, sample_weight, groups, fit_params)
+            R = self._fit_base_layer(X, names, all_estimators, y_encoded, labeled, metadata)
         n_classes = len(self.classes_)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         self._fitted_cf_params = self._cf_params()
@@ -538,11 +590,21 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             )
         return R, problem
 
-    def _fit_base_layer(self, X, names, all_estimators, y_encoded, labeled, weights, sample_weight):
-        """Fit the base estimators; return the probability matrix of the training rows."""
+    def _fit_base_layer(self, X, names, all_estimators, y_encoded, labeled, metadata):
+        """Fit the base estimators; return the probability matrix of the training rows.
+
+        With ``cv='prefit'`` the base estimators are used as they are: the
+        matrix of every row is their ``predict_proba``.
+        """
         named = [(n, e) for n, e in zip(names, all_estimators) if e != "drop"]
-        base_weight = None if sample_weight is None else weights[labeled]
-        R = self._probability_matrix(named, _indexable(X), y_encoded, labeled, base_weight)
+        X = _indexable(X)
+        if self._prefit:
+            self._base_as_given = True
+            self.estimators_ = check_prefit(named)
+            R = refit_matrix(self.estimators_, X, len(self.classes_), [n for n, _ in named],
+                             classes=self.classes_, as_given=True)
+        else:
+            R = self._probability_matrix(named, X, y_encoded, labeled, metadata)
         self.named_estimators_ = Bunch()
         fitted = iter(self.estimators_)
         for name, est in zip(names, all_estimators):
@@ -560,26 +622,36 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                     for j in range(self._n_columns // width)]
         return [name for name, est in self.named_estimators_.items() if est != "drop"]
 
-    def _probability_matrix(self, named, X, y_encoded, labeled, base_weight):
+    def _probability_matrix(self, named, X, y_encoded, labeled, metadata):
         """R of the training rows; fits ``estimators_`` on the labeled rows.
 
         Labeled rows get out-of-fold probabilities, unlabeled rows those of the
-        estimators refit on every labeled row.
+        estimators refit on every labeled row. ``metadata`` (from
+        :func:`~skcfe._routing.route_fit`) holds each base estimator's fit
+        parameters and the splitter's, for all rows: both are indexed to the
+        labeled rows here, and to each fold's rows by the base layer.
         """
         n_classes = len(self.classes_)
         lab_idx = np.flatnonzero(labeled)
-        X_lab = X if labeled.all() else _safe_indexing(X, lab_idx)
+        fit_params, split_params = metadata.estimators, metadata.split
+        X_lab = X
+        if not labeled.all():
+            X_lab = _safe_indexing(X, lab_idx)
+            fit_params = {name: _check_method_params(X, params, indices=lab_idx)
+                          for name, params in fit_params.items()}
+            split_params = _check_method_params(X, split_params, indices=lab_idx)
         y_lab = y_encoded[lab_idx]
+        splits = cv_splits(self.cv, X_lab, y_lab, split_params, self.random_state)
         R_lab, self.estimators_ = cached_base_layer(
-            self.memory, named, X_lab, y_lab, self._splits(X_lab, y_lab), base_weight,
-            n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose,
+            self.memory, named, X_lab, y_lab, splits, fit_params,
+            n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose, classes=self.classes_,
         )
         R = np.empty((len(labeled), R_lab.shape[1]))
         R[lab_idx] = R_lab
         if not labeled.all():
             unl_idx = np.flatnonzero(~labeled)
             R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes,
-                                      [name for name, _ in named])
+                                      [name for name, _ in named], classes=self.classes_)
         return R
 
     # -- predict-time representation -------------------------------------
@@ -595,8 +667,9 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                     "base models' probabilities in the same column order."
                 )
             return R
-        R = refit_matrix(self.estimators_, _indexable(X), len(self.classes_), self._model_names())
-        return R
+        return refit_matrix(self.estimators_, _indexable(X), len(self.classes_),
+                            self._model_names(), classes=self.classes_,
+                            as_given=getattr(self, "_base_as_given", False))
 
     def _reconstruct(self, X):
         """Fold-in factors and reconstructed probabilities of new rows."""

@@ -212,7 +212,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self.selection_cv = selection_cv
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
         """Fit the base estimators, the factorization and the aggregator.
 
         Parameters
@@ -222,15 +222,32 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights; passed to every base estimator (and to
-            each Pipeline step that accepts them).
+            Non-negative row weights of skcfe's own objective (the supervised
+            term and the factorization). They also reach the base
+            estimators' ``fit``: every base estimator and each Pipeline step
+            that accepts them or, with metadata routing enabled, those that
+            request them (``set_fit_request``). With ``cv='prefit'`` no base
+            estimator is fitted, so they weight skcfe's combiner only.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the rows (patients, sessions, ...) for a
+            group-aware ``cv`` such as
+            :class:`~sklearn.model_selection.StratifiedGroupKFold`: no group
+            is then split between the rows a base estimator is fitted on and
+            the rows it predicts out of fold. An error with a ``cv`` that
+            ignores groups. With metadata routing enabled they go, like any
+            metadata, to whatever requests them (a group-aware splitter does).
+        **fit_params : dict
+            Other metadata, routed to the base estimators that request it.
+            Only available with ``sklearn.set_config(enable_metadata_routing=True)``;
+            see scikit-learn's metadata routing user guide
+            (https://scikit-learn.org/stable/metadata_routing.html).
 
         Returns
         -------
         self : CFEnsembleClassifier
             Fitted estimator.
         """
-        R, problem = self._fit_model(X, y, sample_weight)
+        R, problem = self._fit_model(X, y, sample_weight, groups, **fit_params)
         self.combiner_, self.combiner_estimator_ = "cf", self._cf_model
         self.selection_results_ = None
         self._completion = None

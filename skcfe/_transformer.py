@@ -177,7 +177,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         self.output = output
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
         """Fit the base estimators, the factorization and the aggregator.
 
         Parameters
@@ -187,19 +187,36 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights; passed to every base estimator (and to
-            each Pipeline step that accepts them).
+            Non-negative row weights of skcfe's own objective (the supervised
+            term and the factorization). They also reach the base
+            estimators' ``fit``: every base estimator and each Pipeline step
+            that accepts them or, with metadata routing enabled, those that
+            request them (``set_fit_request``). With ``cv='prefit'`` no base
+            estimator is fitted, so they weight skcfe's combiner only.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the rows (patients, sessions, ...) for a
+            group-aware ``cv`` such as
+            :class:`~sklearn.model_selection.StratifiedGroupKFold`: no group
+            is then split between the rows a base estimator is fitted on and
+            the rows it predicts out of fold. An error with a ``cv`` that
+            ignores groups. With metadata routing enabled they go, like any
+            metadata, to whatever requests them (a group-aware splitter does).
+        **fit_params : dict
+            Other metadata, routed to the base estimators that request it.
+            Only available with ``sklearn.set_config(enable_metadata_routing=True)``;
+            see scikit-learn's metadata routing user guide
+            (https://scikit-learn.org/stable/metadata_routing.html).
 
         Returns
         -------
         self : CFEnsembleTransformer
             Fitted transformer.
         """
-        self._fit_model(X, y, sample_weight)
+        self._fit_model(X, y, sample_weight, groups, **fit_params)
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit_transform(self, X, y, sample_weight=None):
+    def fit_transform(self, X, y, sample_weight=None, groups=None, **fit_params):
         """Fit on all rows and return the cross-fitted transform of ``X``.
 
         This method uses a cross-fitting scheme so that a downstream
@@ -219,17 +236,23 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative row weights.
+            Non-negative row weights, as in :meth:`fit`.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the rows for a group-aware ``cv``, as in
+            :meth:`fit`.
+        **fit_params : dict
+            Other metadata (metadata routing only), as in :meth:`fit`.
 
         Returns
         -------
         X_out : ndarray of shape (n_samples, n_columns) or (n_samples, latent_dim)
             Cross-fitted reconstruction, or factors when ``output='factors'``.
         """
-        R, _ = self._fit_model(X, y, sample_weight)
+        R, _ = self._fit_model(X, y, sample_weight, groups, **fit_params)
         # R holds the out-of-fold probabilities of the labeled rows and those of
         # the unlabeled rows from base estimators fitted on the labeled rows
-        # only: no entry comes from an estimator that saw its row.
+        # only: no entry comes from an estimator that saw its row (except with
+        # cv='prefit', whose base estimators the user fitted, as documented).
         return self._output(self._fold_in(R))
 
     def transform(self, X):
