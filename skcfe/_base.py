@@ -541,8 +541,15 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         if groups is not None:
             check_consistent_length(y, groups)
         named, cv = self._routing_targets()
+        if cv is None and self._selection_uses_groups():
+            # No base-layer folds; the combiner's selection CV uses the groups.
+            groups = None
         return route_fit(self, named, cv=cv, sample_weight=None if sample_weight is None else weights,
                          groups=groups, fit_params=fit_params)
+
+    def _selection_uses_groups(self):
+        """Whether fit uses ``groups`` beyond the base layer's folds (the classifier's selection)."""
+        return False
 
     def _fit_model(self, X, y, sample_weight=None, groups=None, **fit_params):
         self._base_as_given = False

@@ -38,8 +38,10 @@ combiner : {'auto', 'select', 'cf'}, default='auto'
 
     selection_cv : int, default=5
         Folds of the selection's stratified cross-validation over the labeled
-        rows, capped by the number of labeled rows of the smallest class. A
-        class with a single labeled row leaves nothing to validate on: the
+        rows, capped by the number of labeled rows of the smallest class (and,
+        with ``groups``, by the number of groups: the folds are then
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`'s). A class
+        with a single labeled row leaves nothing to validate on: the
         selection is then skipped and 'cf' used."""
 
 SELECTION_ATTRIBUTES_DOC = """\
@@ -236,6 +238,9 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             the rows it predicts out of fold. An error with a ``cv`` that
             ignores groups. With metadata routing enabled they go, like any
             metadata, to whatever requests them (a group-aware splitter does).
+            The combiner's selection (``combiner`` other than 'cf') makes
+            its inner folds by group too, also with
+            ``estimators='precomputed'`` or ``cv='prefit'``.
         **fit_params : dict
             Other metadata, routed to the base estimators that request it.
             Only available with ``sklearn.set_config(enable_metadata_routing=True)``;
@@ -252,10 +257,13 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self.selection_results_ = None
         self._completion = None
         if self.combiner != "cf":
-            self._select_combiner(R, problem)
+            self._select_combiner(R, problem, groups)
         return self
 
-    def _select_combiner(self, R, problem):
+    def _selection_uses_groups(self):
+        return self.combiner != "cf"
+
+    def _select_combiner(self, R, problem, groups=None):
         """Choose or combine level-1 models by cross-validation on the out-of-fold matrix.
 
         ``R`` may have missing entries (NaN, ``estimators='precomputed'``): the
@@ -267,6 +275,9 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         n_classes = len(self.classes_)
         smallest = np.bincount(y[labeled], minlength=n_classes).min()
         n_splits = min(int(self.selection_cv), int(smallest))
+        if groups is not None:
+            groups = np.asarray(groups)
+            n_splits = min(n_splits, len(np.unique(groups[labeled])))
         if n_splits < 2:
             return
         scorer = get_scorer(self.scoring, n_classes)
@@ -280,7 +291,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         results, oof = select(
             R, y, labeled, weights, library=library, scorer=scorer,
             n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
-            verbose=self.verbose, R_complete=R_complete,
+            verbose=self.verbose, R_complete=R_complete, groups=groups,
         )
         self.selection_results_ = results
         best = int(np.argmax(results["pooled_test_score"]))

@@ -32,7 +32,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold
 
 from ._cf import cf_predict_proba, fit_cf
 
@@ -343,9 +343,29 @@ def candidate_library(names, n_classes, cf_params, seed, scorer):
     return library
 
 
+def inner_folds(y, groups, *, n_splits, n_repeats, random_state):
+    """The selection's (train, test) index pairs over rows with labels ``y``, repeat by repeat."""
+    if groups is None:
+        splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
+                                           random_state=random_state)
+        return list(splitter.split(y, y))
+    rng = np.random.RandomState(random_state)
+    folds = []
+    for _ in range(n_repeats):
+        splitter = StratifiedGroupKFold(n_splits, shuffle=True,
+                                        random_state=rng.randint(np.iinfo(np.int32).max))
+        folds += list(splitter.split(y, y, groups))
+    return folds
+
+
 def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=1,
-           random_state=None, verbose=0, R_complete=None):
+           random_state=None, verbose=0, R_complete=None, groups=None):
     """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
+
+    With ``groups`` (one label per row of ``R``) the folds are
+    :class:`~sklearn.model_selection.StratifiedGroupKFold`'s, shuffled anew
+    for each repeat: no group is split between a candidate's fit and the
+    rows it is scored on.
 
     Unlabeled rows are training rows of every fold (the CF candidates'
     factorization uses them; the others ignore them). The out-of-fold
@@ -367,9 +387,8 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     lab_idx = np.flatnonzero(labeled)
     unl_idx = np.flatnonzero(~labeled)
     y_lab, w_lab = y[lab_idx], weights[lab_idx]
-    splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
-                                       random_state=random_state)
-    folds = list(splitter.split(lab_idx, y_lab))
+    folds = inner_folds(y_lab, None if groups is None else np.asarray(groups)[lab_idx],
+                        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
     oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
     fold_scores = np.empty((len(library), len(folds)))
     fit_time = np.zeros(len(library))

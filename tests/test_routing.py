@@ -258,7 +258,7 @@ def test_outer_search_routes_groups_to_the_inner_splitter():
 
 
 @pytest.mark.parametrize("routed", [False, True])
-@pytest.mark.parametrize("params", [{"cv": 3}, {"cv": "prefit"}])
+@pytest.mark.parametrize("params", [{"cv": 3}, {"cv": "prefit", "combiner": "cf"}])
 def test_groups_with_folds_that_ignore_them_are_an_error(routed, params):
     ests = [(name, est.fit(X, Y)) for name, est in light_estimators()]
     with routing(routed), pytest.raises(ValueError, match="got groups, but"):

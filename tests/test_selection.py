@@ -18,6 +18,7 @@ from skcfe._selection import (
     fit_log_linear_pool,
     get_scorer,
     greedy_selection,
+    inner_folds,
     super_learner_weights,
     neg_log_loss,
     select,
@@ -131,6 +132,55 @@ def test_selection_scores_candidates_only_on_rows_they_were_not_fitted_on():
     assert results["pooled_test_score"][0] == pytest.approx(y.mean())
     assert results["pooled_test_score"][1] > 0.5
     assert list(results["rank_test_score"]) == [2, 1]
+
+
+def _grouped_duplicates(n_groups=60, size=4, seed=5):
+    """R whose rows repeat within each group (a patient seen ``size`` times)."""
+    rng = np.random.default_rng(seed)
+    y_group = (rng.random(n_groups) < 0.3).astype(int)
+    y_group[:2] = [0, 1]
+    R_group = expit(0.5 * (2 * y_group[:, None] - 1) + rng.normal(0, 1.5, (n_groups, 3)))
+    groups = np.repeat(np.arange(n_groups), size)
+    return R_group[groups], y_group[groups], groups
+
+
+@pytest.mark.parametrize("n_repeats", [1, 2])
+def test_inner_folds_keep_every_group_on_one_side(n_repeats):
+    _, y, groups = _grouped_duplicates()
+    folds = inner_folds(y, groups, n_splits=4, n_repeats=n_repeats, random_state=0)
+    assert len(folds) == 4 * n_repeats
+    for r in range(n_repeats):
+        tests = np.concatenate([test for _, test in folds[4 * r:4 * (r + 1)]])
+        assert np.array_equal(np.sort(tests), np.arange(len(y)))  # a partition per repeat
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+        assert set(y[test]) == {0, 1}  # stratified: both classes held out
+
+
+def test_selection_with_groups_sees_through_a_group_memorizer():
+    # Rows repeat within groups: without groups the memorizer finds each
+    # held-out row among its training rows and looks perfect; with groups
+    # it is held out for what it is.
+    R, y, groups = _grouped_duplicates()
+    labeled, w = np.ones(len(y), dtype=bool), np.ones(len(y))
+    library = [("memorizer", Memorizer()), ("pool", PoolCandidate())]
+    leaky, _ = select(R, y, labeled, w, library=library, scorer=average_precision,
+                      n_classes=2, random_state=0)
+    honest, _ = select(R, y, labeled, w, library=library, scorer=average_precision,
+                       n_classes=2, random_state=0, groups=groups)
+    assert leaky["pooled_test_score"][0] == 1.0
+    assert honest["pooled_test_score"][0] == pytest.approx(y.mean())
+    assert list(honest["rank_test_score"]) == [2, 1]
+
+
+def test_precomputed_input_takes_groups_for_the_selection():
+    R, y, groups = _grouped_duplicates()
+    clf = CFEnsembleClassifier("precomputed", selection_cv=4, random_state=0)
+    clf.fit(R, y, groups=groups)
+    assert "split3_test_score" in clf.selection_results_
+    # With a forced CF combiner no folds are made at all: groups have no use.
+    with pytest.raises(ValueError, match="got groups, but"):
+        CFEnsembleClassifier("precomputed", combiner="cf").fit(R, y, groups=groups)
 
 
 def test_classifier_never_picks_a_memorizing_base_model(binary_data):
