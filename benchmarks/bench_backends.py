@@ -23,30 +23,35 @@ available); and torch's Adam (``solver='adam'``, ``learning_rate=0.05``) at
 the defaults; on the small problems also L-BFGS at tol=1e-8 and Adam for
 1000 epochs with tol=0 (how close each gets to the optimum, and how fast),
 which shows why L-BFGS is the default. Data: ``skcfe.datasets.make_probability_matrix``
-(correlated base errors, mixed quality), or a small built-in generator when
-that module is missing.
+(correlated base errors, mixed quality).
 
 Writes ``benchmarks/results/backends[_quick].json``, ``.md`` and ``.png``.
 """
 
 import argparse
-import datetime
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import average_precision_score
+import pandas as pd
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C
 
 from skcfe import CFEnsembleClassifier
 from skcfe._aggregator import aggregate, raw_to_proba
 from skcfe._confidence import apply_confidence, fit_confidence, label_targets
 from skcfe.backends import Problem, Settings, als, fold_in
+from skcfe.datasets import make_probability_matrix
 
 try:
     import torch
@@ -59,32 +64,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # -- problems -------------------------------------------------------------------------
-
-
-def draw_matrix(n, n_classifiers, n_classes, positive_rate, seed):
-    """R and y of an ensemble with correlated errors (skcfe.datasets when present)."""
-    try:
-        from skcfe.datasets import make_probability_matrix
-    except ImportError:
-        make_probability_matrix = None
-    if make_probability_matrix is not None:
-        data = make_probability_matrix(
-            n, n_classifiers, n_classes=n_classes, positive_rate=positive_rate, random_state=seed
-        )
-        return data.R, data.y, "skcfe.datasets.make_probability_matrix"
-    rng = np.random.default_rng(seed)
-    priors = np.r_[np.full(n_classes - 1, (1 - positive_rate) / (n_classes - 1)), positive_rate]
-    noise = np.exp(rng.uniform(np.log(0.4), np.log(4.0), n_classifiers))
-    y = rng.choice(n_classes, size=n, p=priors)
-    evidence = 2.5 * np.eye(n_classes)[y] + 1.6 * rng.standard_normal((n, n_classes))
-    views = evidence[:, None, :] + noise[None, :, None] * rng.standard_normal(
-        (n, n_classifiers, n_classes)
-    )
-    logits = views + np.log(priors) + rng.normal(0, 0.5, (n_classifiers, n_classes))
-    proba = np.exp(logits - logits.max(axis=2, keepdims=True))
-    proba /= proba.sum(axis=2, keepdims=True)
-    R = proba[:, :, 1] if n_classes == 2 else proba.reshape(n, -1)
-    return R, y, "built-in generator (skcfe.datasets not found)"
 
 
 def build_problem(R, y, n_classes):
@@ -180,16 +159,6 @@ def settings_line():
     )
 
 
-def pr_auc(y, proba):
-    if proba.shape[1] == 2:
-        return float(average_precision_score(y, proba[:, 1]))
-    return float(
-        average_precision_score(
-            label_binarize(y, classes=np.arange(proba.shape[1])), proba, average="macro"
-        )
-    )
-
-
 def predict(result, settings, problem, state, R):
     """The numpy path of predict_proba (without the posterior correction, rank-neutral)."""
     X = result.classifier_factors
@@ -215,8 +184,8 @@ def run_backend(module, settings, problem, state, R_test, y_test, repeats):
         "trained": trained,
         "reconstruction": result.history["reconstruction"][-1],
         "supervised": result.history["supervised"][-1],
-        "pr_auc_test": pr_auc(y_test, predict(result, settings, problem, state, R_test)),
-        "pr_auc_train": pr_auc(problem.y, predict(result, settings, problem, state, problem.R)),
+        "pr_auc_test": C.pr_auc(y_test, predict(result, settings, problem, state, R_test)),
+        "pr_auc_train": C.pr_auc(problem.y, predict(result, settings, problem, state, problem.R)),
         "seconds": float(np.median(seconds)),
         "seconds_all": seconds,
         "n_iter": result.n_iter,
@@ -227,77 +196,56 @@ def run_backend(module, settings, problem, state, R_test, y_test, repeats):
 # -- report ---------------------------------------------------------------------------
 
 
-def markdown(results, header):
-    cols = [
-        "problem",
-        "backend",
-        "objective",
-        "trained obj.",
-        "PR-AUC held-out",
-        "PR-AUC train",
-        "fit s (median)",
-        "epochs",
-        "converged",
-    ]
-    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for name, entry in results.items():
-        best = min(
-            r["trained"] if r["trained"] is not None else r["objective"]
-            for r in entry["backends"].values()
-        )
-        for label, r in entry["backends"].items():
-            trained = "n/a" if r["trained"] is None else f"{r['trained']:.5f}"
-            if r["trained"] is not None and r["trained"] <= best + 1e-9:
-                trained = f"**{trained}**"
-            lines.append(
-                f"| {name} | {label} | {r['objective']:.5f} | {trained} | {r['pr_auc_test']:.3f} | "
-                f"{r['pr_auc_train']:.3f} | {r['seconds']:.3f} | {r['n_iter']} | {'yes' if r['converged'] else 'no'} |"
-            )
-        lines.append(
-            f"| {name} | *mean of R / best column* | | | {entry['pr_auc_mean_of_R']:.3f} / "
-            f"{entry['pr_auc_best_column']:.3f} | | | | |"
-        )
-    return "\n".join(lines)
+def table(results):
+    """One row per problem and backend, then the plain-averaging baselines; cells as text."""
+    rows = pd.DataFrame([{"problem": name, "backend": label, **r}
+                         for name, entry in results.items()
+                         for label, r in entry["backends"].items()])
+    best = rows["trained"] <= rows.groupby("problem")["trained"].transform("min") + 1e-9
+    text = pd.DataFrame({
+        "problem": rows["problem"], "backend": rows["backend"],
+        "objective": rows["objective"].map("{:.5f}".format),
+        "trained obj.": rows["trained"].map("{:.5f}".format).where(rows["trained"].notna(), "n/a")
+        .where(~best, "**" + rows["trained"].map("{:.5f}".format) + "**"),
+        "PR-AUC held-out": rows["pr_auc_test"].map("{:.3f}".format),
+        "PR-AUC train": rows["pr_auc_train"].map("{:.3f}".format),
+        "fit s (median)": rows["seconds"].map("{:.3f}".format),
+        "epochs": rows["n_iter"].astype(str),
+        "converged": rows["converged"].map({True: "yes", False: "no"}),
+    })
+    baselines = pd.DataFrame([{"problem": name, "backend": "*mean of R / best column*",
+                               "PR-AUC held-out": f"{e['pr_auc_mean_of_R']:.3f} / "
+                                                  f"{e['pr_auc_best_column']:.3f}"}
+                              for name, e in results.items()])
+    order = {name: k for k, name in enumerate(results)}
+    return (pd.concat([text, baselines]).fillna("")
+            .sort_values("problem", key=lambda p: p.map(order), kind="stable"))
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    labels = list(dict.fromkeys(label for e in results.values() for label in e["backends"]))
-
-    def values(key, label):
-        out = []
-        for name in names:
-            r = results[name]["backends"].get(label)
-            value = np.nan if r is None or r[key] is None else r[key]
-            if key == "trained" and r is not None:
-                value /= results[name]["backends"]["ALS"]["trained"] or np.nan
-            out.append(value)
-        return out
-
-    metrics = [
-        ("trained", "exact objective (trained) / ALS's, lower is better"),
-        ("pr_auc_test", "held-out PR-AUC"),
-        ("seconds", "fit seconds (median, log scale)"),
-    ]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    width = 0.8 / len(labels)
-    for ax, (key, title) in zip(axes, metrics):
-        for j, label in enumerate(labels):
-            ax.bar(np.arange(len(names)) + j * width, values(key, label), width, label=label)
-        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
-        ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=10)
-    axes[0].set_ylim(0.85, 1.02)
+    """Objective relative to ALS's, held-out PR-AUC and fit seconds of every backend."""
+    rows = pd.DataFrame([{"problem": name, "backend": label, **r}
+                         for name, entry in results.items()
+                         for label, r in entry["backends"].items()])
+    als_trained = rows[rows["backend"] == "ALS"].set_index("problem")["trained"]
+    rows["trained"] = rows["trained"] / rows["problem"].map(als_trained)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    for ax, (key, ylabel, title) in zip(axes, [
+        ("trained", "trained objective / ALS's", "exact objective (lower is better)"),
+        ("pr_auc_test", "PR-AUC", "held-out PR-AUC"),
+        ("seconds", "seconds (log scale)", "fit seconds (median)"),
+    ]):
+        wide = rows.pivot(index="problem", columns="backend", values=key)
+        wide.reindex(index=list(results), columns=list(dict.fromkeys(rows["backend"]))).plot.bar(
+            ax=ax, rot=20, legend=False, logy=key == "seconds")
+        ax.set(title=title, xlabel="problem", ylabel=ylabel)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0].set_ylim(rows["trained"].min() - 0.05, rows["trained"].max() + 0.02)
+    axes[0].axhline(1.0, color="grey", lw=0.8)
     axes[1].set_ylim(0.5, 1.0)
-    axes[2].set_yscale("log")
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, loc="lower center", ncol=len(labels), fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -326,9 +274,11 @@ def main():
 def run(args, repeats):
 
     start = time.perf_counter()
-    results, source = {}, None
+    results = {}
     for name, n_train, n_test, m, n_classes, rate in problems(args.quick):
-        R, y, source = draw_matrix(n_train + n_test, m, n_classes, rate, args.seed)
+        data = make_probability_matrix(n_train + n_test, m, n_classes=n_classes,
+                                       positive_rate=rate, random_state=args.seed)
+        R, y = data.R, data.y
         R_train, R_test, y_train, y_test = train_test_split(
             R, y, train_size=n_train, stratify=y, random_state=args.seed
         )
@@ -340,9 +290,9 @@ def run(args, repeats):
             "n_classes": n_classes,
             "positive_rate": rate,
             "backends": {},
-            "pr_auc_mean_of_R": pr_auc(y_test, _mean_proba(R_test, n_classes)),
+            "pr_auc_mean_of_R": C.pr_auc(y_test, _mean_proba(R_test, n_classes)),
             "pr_auc_best_column": max(
-                pr_auc(y_test, _mean_proba(columns, n_classes))
+                C.pr_auc(y_test, _mean_proba(columns, n_classes))
                 for columns in np.split(R_test, m, axis=1)
             ),
         }
@@ -351,9 +301,10 @@ def run(args, repeats):
             r = run_backend(module, settings, problem, state, R_test, y_test, repeats)
             entry["backends"][label] = r
             print(
-                f"{name:24s} {label:34s} objective={r['objective']:.5f} trained={r['trained'] or float('nan'):.5f} "
-                f"PR-AUC test={r['pr_auc_test']:.3f} train={r['pr_auc_train']:.3f} "
-                f"fit={r['seconds']:.3f}s epochs={r['n_iter']} [{time.perf_counter() - start:.0f}s]",
+                f"{name:24s} {label:34s} objective={r['objective']:.5f} "
+                f"trained={r['trained'] or float('nan'):.5f} PR-AUC test={r['pr_auc_test']:.3f} "
+                f"train={r['pr_auc_train']:.3f} fit={r['seconds']:.3f}s epochs={r['n_iter']} "
+                f"[{time.perf_counter() - start:.0f}s]",
                 flush=True,
             )
         results[name] = entry
@@ -362,35 +313,25 @@ def run(args, repeats):
     device = "no torch"
     if torch is not None:
         device = f"torch {torch.__version__}, " + (
-            f"CUDA {torch.cuda.get_device_name(0)}"
-            if torch.cuda.is_available()
-            else "no CUDA device"
-        )
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} CPUs",
-        "python": platform.python_version(),
-        "torch": device,
-        "threads": args.threads,
-        "quick": args.quick,
-        "repeats": repeats,
-        "data": source,
-        "settings": settings_line(),
-        "seconds": elapsed,
-    }
-    header = (
-        f"### Backends: ALS vs torch ({meta['date']}, {meta['machine']}, {device}, {args.threads} thread(s), "
-        f"{'--quick, ' if args.quick else ''}median of {repeats} fits; {meta['settings']}; data: {source}; "
-        f"{elapsed:.0f} s)"
+            f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+            else "no CUDA device")
+    meta = {**C.machine_info(), "device": device, "threads": args.threads, "quick": args.quick,
+            "repeats": repeats, "data": "skcfe.datasets.make_probability_matrix",
+            "settings": settings_line(), "seconds": elapsed}
+    report = (
+        f"### Backends: ALS vs torch ({C.machine_line(meta)}; {device}, {args.threads} "
+        f"thread(s), {'--quick, ' if args.quick else ''}median of {repeats} fits; "
+        f"{meta['settings']}; data: {meta['data']}; {elapsed:.0f} s)\n\n"
+        + table(results).to_markdown(index=False, disable_numparse=True,
+                                     colalign=("left", "left", *["right"] * 7))
     )
-    table = markdown(results, header)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "backends_quick" if args.quick else "backends"
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    (args.out / f"{stem}.md").write_text(table + "\n")
+    (args.out / f"{stem}.md").write_text(report + "\n")
     plot(results, args.out / f"{stem}.png")
     print()
-    print(table)
+    print(report)
 
 
 def _mean_proba(R, n_classes):

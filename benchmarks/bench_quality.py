@@ -1,6 +1,6 @@
 """Quality benchmark: skcfe against the stacking alternatives on identical splits.
 
-Run (full, every data set, 5 seeds)::
+Run (full, every data set, 5 seeds; ``--torch`` adds the torch backend)::
 
     python benchmarks/bench_quality.py
 
@@ -10,28 +10,40 @@ Quick (3 seeds, fewer data sets, flights subsampled to 20,000 rows)::
 
 Other modes: ``--tune`` chooses skcfe's defaults by cross-validation on the
 training splits and on a synthetic family (never on the test splits);
-``--check`` verifies that the cached shortcuts equal scikit-learn's
-StackingClassifier and skcfe's own fit.
+``--check`` verifies that the combiners on the cached base matrices equal
+scikit-learn's StackingClassifier and skcfe's own fit; ``--report JSON``
+rewrites the markdown of an earlier run.
 
 Every model sees the same repeated stratified shuffled splits (30% test) and
 the same base estimators (``skcfe.default_estimators(seed)``). The base
-estimators' work is done once per split (see ``_common.py``) and shared by all
-combiners; reported fit and predict seconds include it.
+estimators' work is done once per split (``_common.base_matrices``, cached
+with joblib.Memory in ``~/.cache/skcfe-benchmarks/quality``) and shared by
+all combiners: skcfe is ``CFEnsembleClassifier(estimators='precomputed')`` on
+those matrices. Reported fit and predict seconds include the base layer.
 """
 
 import argparse
-import importlib
+import importlib.util
 import itertools
 import json
+import logging
 import sys
 import time
 import warnings
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from joblib import Memory
+from sklearn.calibration import CalibrationDisplay
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import PrecisionRecallDisplay
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
-from sklearn.preprocessing import LabelEncoder
+from sklearn.preprocessing import LabelEncoder, label_binarize
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,76 +57,40 @@ from skcfe.datasets import make_imbalanced_classification, make_probability_matr
 HERE = Path(__file__).resolve().parent
 TEST_SIZE = 0.3
 CV = 5
+log = logging.getLogger("benchmarks").info
 
-# ---------------------------------------------------------------------------
-# skcfe configurations
-# ---------------------------------------------------------------------------
+# Metric -> (label in the tables, decimals, larger is better).
+METRICS = {"pr_auc": ("PR-AUC", 4, True), "roc_auc": ("ROC-AUC", 4, True),
+           "log_loss": ("log loss", 4, False), "brier": ("Brier", 4, False),
+           "ece": ("ECE", 4, False), "fit_s": ("fit s", 2, False),
+           "predict_s": ("predict s", 2, False)}
+RIVALS = ("stacking (LR)", "soft voting", "best single (inner CV)",
+          "best single (oracle: best on test)", "LR on logit(R)")
 
-# skcfe's parameters that the tuning searches, with the package's values when
-# this file was written (what "skcfe default" ran with is read from the
-# package at run time and recorded in the JSON).
+# skcfe's parameters that --tune searches; the package's values are its incumbent.
 TUNED_KEYS = ("latent_dim", "lambda_reg", "rho", "confidence", "aggregator_alpha",
               "aggregator_input", "use_class_weights")
-
-# Chosen by `--tune` (cross-validation on training splits and the synthetic
-# tuning family; see benchmarks/README.md and results/tuning.md). skcfe's
-# defaults now match it except use_class_weights, which the tuning measured
-# +0.0020 (SE 0.0010) PR-AUC better as False; "skcfe recommended" passes it
-# explicitly. latent_dim None is one latent factor per column of R.
-RECOMMENDED = {
-    "latent_dim": None,
-    "lambda_reg": 1e-3,
-    "rho": 0.5,
-    "confidence": "certainty",
-    "aggregator_alpha": 10.0,
-    "aggregator_input": "logit",
-    "use_class_weights": False,
-}
 
 
 def package_defaults():
     params = CFEnsembleClassifier().get_params()
-    return {key: params[key] for key in TUNED_KEYS if key in params}
-
-
-def recommended():
-    """RECOMMENDED, restricted to the parameters this version of skcfe has."""
-    params = CFEnsembleClassifier().get_params()
-    return {key: value for key, value in RECOMMENDED.items() if key in params}
+    return {key: params[key] for key in TUNED_KEYS}
 
 
 def skcfe_models(torch=False):
     """Label -> skcfe parameters of every skcfe column of the benchmark."""
-    defaults = package_defaults()
     models = {"skcfe default": {}}
-    rec = recommended()
-    same = all(defaults[k] == v for k, v in rec.items())
-    if not same:
-        models["skcfe recommended"] = dict(rec)
-    base = {} if same else dict(rec)
     for gamma, cw in itertools.product((0.0, 2.0), (False, True)):
-        models[f"skcfe{'' if same else ' rec.'} gamma={gamma:g} cw={int(cw)}"] = {
-            **base, "focal_gamma": gamma, "use_class_weights": cw,
-        }
+        models[f"skcfe gamma={gamma:g} cw={int(cw)}"] = {"focal_gamma": gamma,
+                                                        "use_class_weights": cw}
     if torch:
-        models["skcfe torch" + ("" if same else " rec.")] = {**base, "backend": "torch"}
-        models["skcfe torch" + ("" if same else " rec.") + " gamma=2 cw=1"] = {
-            **base, "backend": "torch", "focal_gamma": 2.0, "use_class_weights": True,
-        }
+        models["skcfe torch"] = {"backend": "torch"}
+        models["skcfe torch gamma=2 cw=1"] = {"backend": "torch", "focal_gamma": 2.0,
+                                              "use_class_weights": True}
     return models
 
 
-def torch_available():
-    try:
-        importlib.import_module("skcfe.backends.torch")
-    except (ImportError, OSError, RuntimeError):
-        return False
-    return True
-
-
-# ---------------------------------------------------------------------------
-# data sets
-# ---------------------------------------------------------------------------
+# -- data sets -----------------------------------------------------------------------
 
 REAL = ("satimage", "default", "digits", "breast_cancer", "flights")
 # The benchmark's synthetic problems: fixed draws (generator seed SYNTH_SEED);
@@ -146,8 +122,7 @@ def load_dataset(name, flights_rows):
         X, y, info = load_real("flights", max_rows=flights_rows, random_state=0)
     else:
         X, y, info = load_real(name)
-    y = LabelEncoder().fit_transform(y)
-    return X, y, info
+    return X, LabelEncoder().fit_transform(y), info
 
 
 def splits(y, seeds):
@@ -157,324 +132,321 @@ def splits(y, seeds):
         yield seed, train, test
 
 
-def cached_base(name, X, y, seed, train, test, use_cache=True):
-    """The split's base matrices, from the on-disk cache when present."""
-    key = f"{name.replace(' ', '_').replace('%', 'pct')}-n{len(y)}-seed{seed}-cv{CV}-t{TEST_SIZE}"
-    path = C.cache_dir() / f"{key}-sk{C.sklearn.__version__}.npz"
-    if use_cache and path.exists():
-        base = C.BaseMatrices.from_npz(path)
-        if len(base.y_test) == len(test) and np.array_equal(base.y_test, y[test]):
-            return base, True
-    base = C.base_matrices(default_estimators(seed), X[train], y[train], X[test], y[test], cv=CV)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        base.to_npz(path)
-    return base, False
+def base_layer(memory, X, y, seed, train, test):
+    """The split's base matrices, from joblib.Memory's cache when there."""
+    return memory.cache(C.base_matrices)(default_estimators(seed), X[train], y[train], X[test],
+                                         y[test], cv=CV)
 
 
-# ---------------------------------------------------------------------------
-# one split, every model
-# ---------------------------------------------------------------------------
+# -- one split, every model ----------------------------------------------------------
 
 
 def fit_skcfe(base, params, seed):
     start = time.perf_counter()
-    model = C.fit_on_matrix(base.R_train, base.y_train, base.n_classes, random_state=seed,
-                            **resolve(params, base.R_train.shape[1]))
+    model = CFEnsembleClassifier("precomputed", random_state=seed, **params)
+    model.fit(base.R_train, base.y_train)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     proba = model.predict_proba(base.R_test)
     return model, proba, fit_s, time.perf_counter() - start
 
 
-def evaluate_split(base, seed, models, keep=False):
-    """Scores of every model on one split; with ``keep``, predictions and fitted weights too."""
-    y_test = base.y_test
-    rows, extras = {}, {"proba": {}, "weights": {}, "uncorrected": {}}
+def evaluate_split(base, seed, models):
+    """One row per model with its scores; predictions and fitted combiners aside."""
+    rows, proba, fitted_models = [], {}, {}
     bf, bp = base.base_fit_s, base.base_predict_s
 
-    def record(label, proba, fit_s, predict_s):
-        rows[label] = {**C.scores(y_test, proba), "fit_s": fit_s, "predict_s": predict_s}
-        if keep:
-            extras["proba"][label] = proba
+    def record(label, p, fit_s, predict_s, **extra):
+        rows.append({"model": label, **C.scores(base.y_test, p), "fit_s": fit_s,
+                     "predict_s": predict_s, **extra})
+        proba[label] = p
 
-    proba, fs, ps, lr = C.stacking_proba(base.R_train, base.y_train, base.R_test)
-    record("stacking (LR)", proba, bf + fs, bp + ps)
-    if keep:
-        extras["weights"]["stacking (LR)"] = lr.coef_
+    p, fs, ps, lr = C.stacking_proba(base.R_train, base.y_train, base.R_test)
+    record("stacking (LR)", p, bf + fs, bp + ps)
+    fitted_models["stacking (LR)"] = lr
     start = time.perf_counter()
-    proba = C.voting_proba(base, base.R_test)
-    record("soft voting", proba, bf, bp + time.perf_counter() - start)
+    p = C.voting_proba(base, base.R_test)
+    record("soft voting", p, bf, bp + time.perf_counter() - start)
     # Best single estimator, chosen by its cross-validated PR-AUC on the
-    # training split (its out-of-fold column), then its refit on the test rows.
-    cv_scores = [C.pr_auc(base.y_train, base.estimator_proba(base.R_train, j))
-                 for j in range(base.n_estimators)]
-    best = int(np.argmax(cv_scores))
-    name = base.names[best]
-    record("best single (inner CV)", base.estimator_proba(base.R_test, best),
-           sum(base.oof_s.values()) + base.refit_s[name], base.predict_s[name])
-    rows["best single (inner CV)"]["chosen"] = name
-    test_scores = [C.pr_auc(y_test, base.estimator_proba(base.R_test, j))
-                   for j in range(base.n_estimators)]
-    oracle = int(np.argmax(test_scores))
-    record("best single (oracle: best on test)", base.estimator_proba(base.R_test, oracle),
-           base.refit_s[base.names[oracle]], base.predict_s[base.names[oracle]])
-    rows["best single (oracle: best on test)"]["chosen"] = base.names[oracle]
-    proba, fs, ps, lr = C.logit_stacking_proba(base.R_train, base.y_train, base.R_test)
-    record("LR on logit(R)", proba, bf + fs, bp + ps)
-    if keep:
-        extras["weights"]["LR on logit(R)"] = lr.coef_
+    # training split (its out-of-fold column), then its refit on the test rows;
+    # and, as a ceiling, the one best on the test rows.
+    for label, y, R, fit_s in (
+        ("best single (inner CV)", base.y_train, base.R_train, sum(base.oof_s.values())),
+        ("best single (oracle: best on test)", base.y_test, base.R_test, 0.0),
+    ):
+        j = int(np.argmax([C.pr_auc(y, base.estimator_proba(R, j))
+                           for j in range(base.n_estimators)]))
+        name = base.names[j]
+        record(label, base.estimator_proba(base.R_test, j), fit_s + base.refit_s[name],
+               base.predict_s[name], chosen=name)
+    p, fs, ps, lr = C.logit_stacking_proba(base.R_train, base.y_train, base.R_test)
+    record("LR on logit(R)", p, bf + fs, bp + ps)
+    fitted_models["LR on logit(R)"] = lr
 
     defaults = CFEnsembleClassifier().get_params()
-    fitted = {}  # a configuration listed twice (e.g. a grid cell that is the default) fits once
+    fitted = {}  # a configuration listed twice (a grid cell that is the default) fits once
     for label, params in models.items():
         key = repr(sorted({**defaults, **params}.items()))
         try:
             if key not in fitted:
                 fitted[key] = fit_skcfe(base, params, seed)
-            model, proba, fs, ps = fitted[key]
         except (ValueError, ArithmeticError, RuntimeError) as exc:
             # A failing configuration is reported in the table, not fatal.
-            rows[label] = {"error": f"{type(exc).__name__}: {exc}"}
+            rows.append({"model": label, "error": f"{type(exc).__name__}: {exc}"})
             continue
-        record(label, proba, bf + fs, bp + ps)
-        rows[label]["n_iter"] = int(model.n_iter_)
-        if keep:
-            extras["weights"][label] = model.coef_
-            extras["uncorrected"][label] = model.set_params(
-                posterior_correction=False).predict_proba(base.R_test)
-    return rows, extras
+        model, p, fs, ps = fitted[key]
+        record(label, p, bf + fs, bp + ps, n_iter=int(model.n_iter_))
+        fitted_models[label] = model
+    return rows, proba, fitted_models
 
 
-# ---------------------------------------------------------------------------
-# the benchmark
-# ---------------------------------------------------------------------------
+# -- the benchmark -------------------------------------------------------------------
 
 
-def run_quality(args, log, models=None, title="skcfe quality benchmark", suffix=None):
+def run_quality(args, models=None, title="skcfe quality benchmark", suffix=None):
     """The benchmark; ``models`` (label -> skcfe parameters) overrides the skcfe columns."""
     if suffix is None:
         suffix = "_quick" if args.quick else ""
-    info_machine = C.machine_info()
     datasets = args.datasets or (QUICK_DATASETS if args.quick else ALL_DATASETS)
-    seeds = args.seeds or (list(range(3)) if args.quick else list(range(5)))
+    seeds = args.seeds or list(range(3 if args.quick else 5))
     flights_rows = args.flights_rows or FLIGHTS_ROWS["quick" if args.quick else "full"]
     if models is None:
-        use_torch = args.torch and torch_available()
+        use_torch = args.torch and importlib.util.find_spec("torch") is not None
         if args.torch and not use_torch:
-            log("skcfe.backends.torch is not importable: torch columns skipped")
+            log("torch is not installed: torch columns skipped")
         models = skcfe_models(torch=use_torch)
+    memory = Memory(None if args.no_cache else C.cache_dir() / "quality", verbose=0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {
+    payload = {
         "title": title,
-        "machine": info_machine,
+        "machine": C.machine_info(),
         "settings": {"seeds": seeds, "test_size": TEST_SIZE, "cv": CV,
                      "flights_rows": flights_rows if "flights" in datasets else None,
-                     "ece_bins": C.ECE_BINS,
-                     "logit_eps": C.LOGIT_EPS, "skcfe_package_defaults": package_defaults(),
-                     "skcfe_recommended": recommended(), "skcfe_models": models},
+                     "ece_bins": C.ECE_BINS, "logit_eps": C.LOGIT_EPS,
+                     "skcfe_package_defaults": package_defaults(), "skcfe_models": models},
         "datasets": {},
     }
-    curves, reliab, weights = {}, {}, {}
+    runs, curves, reliability, weights = [], {}, {}, {}
+    focal = next((m for m in models if "gamma=2 cw=1" in m), None)
     for name in datasets:
         X, y, info = load_dataset(name, flights_rows)
+        payload["datasets"][name] = info
         log(f"{name}: {info['n']} rows, {info['n_features']} features, "
             f"{info['n_classes']} classes, positive rate {info['positive_rate']}")
-        per_seed = {}
         for seed, train, test in splits(y, seeds):
             start = time.perf_counter()
-            base, hit = cached_base(name, X, y, seed, train, test,
-                                    use_cache=not getattr(args, "no_cache", False))
+            base = base_layer(memory, X, y, seed, train, test)
             t_base = time.perf_counter() - start
-            keep = seed == seeds[0]
-            rows, extras = evaluate_split(base, seed, models, keep=keep)
-            per_seed[seed] = rows
-            rec = "skcfe recommended" if "skcfe recommended" in models else "skcfe default"
-            log(f"  seed {seed}: base models {'cached' if hit else f'{t_base:.1f}s'}, "
-                f"PR-AUC stacking {rows['stacking (LR)']['pr_auc']:.4f}, "
-                + ", ".join(f"{name} {rows[name].get('pr_auc', float('nan')):.4f}"
-                            for name in dict.fromkeys(["skcfe default", rec])))
-            if keep:
-                shown = ["stacking (LR)", "soft voting", "best single (inner CV)",
-                         "LR on logit(R)", "skcfe default", rec]
-                curves[name] = {m: (base.y_test, extras["proba"][m]) for m in dict.fromkeys(shown)
-                                if m in extras["proba"]}
-                focal = next((m for m in models if "gamma=2 cw=1" in m), None)
-                if focal in extras["proba"]:
-                    reliab[name] = {
-                        "stacking (LR)": (base.y_test, extras["proba"]["stacking (LR)"]),
-                        f"{focal}, corrected": (base.y_test, extras["proba"][focal]),
-                        f"{focal}, raw": (base.y_test, extras["uncorrected"][focal]),
-                    }
-                if base.n_classes == 2 and rec in extras["weights"]:
-                    weights[name] = {
-                        label: (base.names, extras["weights"][label][0])
-                        for label in ("stacking (LR)", "LR on logit(R)", rec)
-                    }
-        results["datasets"][name] = {"info": info, "per_seed": per_seed,
-                                     "summary": summarize_dataset(per_seed)}
-        C.write_json(out / f"quality{suffix}.json", results, compact=True)
-    report = quality_markdown(results)
+            rows, proba, fitted = evaluate_split(base, seed, models)
+            runs += [{"dataset": name, "seed": seed, **row} for row in rows]
+            pr = {row["model"]: row.get("pr_auc", np.nan) for row in rows}
+            log(f"  seed {seed}: base layer {t_base:.1f}s, PR-AUC stacking "
+                f"{pr['stacking (LR)']:.4f}, skcfe default {pr.get('skcfe default', np.nan):.4f}")
+            if seed != seeds[0]:
+                continue
+            shown = ["stacking (LR)", "soft voting", "best single (inner CV)",
+                     "LR on logit(R)", "skcfe default"]
+            curves[name] = {m: (base.y_test, proba[m]) for m in shown if m in proba}
+            if focal in fitted:
+                raw = fitted[focal].set_params(posterior_correction=False)
+                reliability[name] = {"stacking (LR)": (base.y_test, proba["stacking (LR)"]),
+                                     f"{focal}, corrected": (base.y_test, proba[focal]),
+                                     f"{focal}, raw": (base.y_test, raw.predict_proba(base.R_test))}
+            if base.n_classes == 2 and "skcfe default" in fitted:
+                weights[name] = pd.DataFrame(
+                    {m: fitted[m].coef_[0] for m in ("stacking (LR)", "LR on logit(R)",
+                                                     "skcfe default")}, index=base.names,
+                ).rename(columns={"skcfe default": "skcfe default (its CF aggregator)"})
+        payload["runs"] = json.loads(pd.DataFrame(runs).to_json(orient="records",
+                                                                double_precision=6))
+        (out / f"quality{suffix}.json").write_text(json.dumps(payload))
+    report = quality_markdown(payload)
     (out / f"quality{suffix}.md").write_text(report)
-    C.plot_pr_curves(curves, out / f"pr_curves{suffix}.png")
-    C.plot_reliability(reliab, out / f"reliability{suffix}.png",
-                       title="Reliability: focal loss + class weights with and without the "
-                             "posterior correction (seed 0, 15 bins)")
-    C.plot_weights(weights, out / f"weights{suffix}.png",
-                   title="Aggregator weights per base estimator (seed 0): stacking on "
-                         "probabilities; LR on logit(R) and skcfe (aggregator_input='logit') "
-                         "on logits")
+    plot_pr_curves(curves, out / f"pr_curves{suffix}.png")
+    plot_reliability(reliability, out / f"reliability{suffix}.png")
+    plot_weights(weights, out / f"weights{suffix}.png")
     print(report)
     log(f"wrote {out}/quality{suffix}.md, .json, pr_curves{suffix}.png, "
         f"reliability{suffix}.png, weights{suffix}.png")
-    return results
+    return payload
 
 
-def summarize_dataset(per_seed):
-    labels = list(next(iter(per_seed.values())))
-    summary = {}
-    for label in labels:
-        runs = [per_seed[s][label] for s in per_seed if "error" not in per_seed[s][label]]
-        summary[label] = {m: C.summarize([r[m] for r in runs]) for m in C.METRICS}
-        errors = [per_seed[s][label]["error"] for s in per_seed if "error" in per_seed[s][label]]
-        if errors:
-            summary[label]["errors"] = errors
-        chosen = [r.get("chosen") for r in runs if r.get("chosen")]
-        if chosen:
-            summary[label]["chosen"] = sorted(set(chosen))
-    return summary
+# -- the report ----------------------------------------------------------------------
 
 
-def quality_markdown(results):
-    m = results["machine"]
-    s = results["settings"]
+def quality_markdown(payload):
+    s = payload["settings"]
+    frame = pd.DataFrame(payload["runs"])
+    for column in (*METRICS, "chosen"):
+        if column not in frame:
+            frame[column] = np.nan
+    names, models = list(payload["datasets"]), list(dict.fromkeys(frame["model"]))
     flights = (f"; flights subsampled to {s['flights_rows']} rows" if s.get("flights_rows")
                else "")
     lines = [
-        f"# {results.get('title', 'skcfe quality benchmark')}",
+        f"# {payload['title']}",
         "",
-        f"Measured {C.machine_line(m)}.",
+        f"Measured {C.machine_line(payload['machine'])}.",
         "",
-        (
-            f"Seeds {s['seeds']} (stratified shuffled splits, {int(s['test_size'] * 100)}% test; "
-            f"base estimators `default_estimators(seed)`, cv={s['cv']}){flights}. Cells: median "
-            "over seeds (IQR in parentheses). PR-AUC is average precision (digits: macro "
-            f"one-vs-rest over 10 classes); ECE has {s['ece_bins']} equal-width bins on P(y=1) "
-            "(digits: top label). Fit and predict seconds include the base estimators' work "
-            "(shared once per split)."
-        ),
-        "",
-        (
-            f"skcfe package defaults at run time: `{s['skcfe_package_defaults']}`; "
-            f"recommended (tuned by CV, passed explicitly): `{s['skcfe_recommended']}`."
-        ),
+        f"Seeds {s['seeds']} (stratified shuffled splits, {int(s['test_size'] * 100)}% test; "
+        f"base estimators `default_estimators(seed)`, cv={s['cv']}){flights}. Cells: median "
+        "over seeds (IQR in parentheses). PR-AUC is average precision (digits: macro "
+        f"one-vs-rest over 10 classes); ECE has {s['ece_bins']} equal-width bins on P(y=1) "
+        "(digits: top label). Fit and predict seconds include the base estimators' work "
+        "(shared once per split). skcfe is `CFEnsembleClassifier('precomputed')` on the "
+        f"split's out-of-fold matrix; its package defaults: `{s['skcfe_package_defaults']}`.",
         "",
         "## PR-AUC, all data sets",
         "",
+        C.median_iqr(frame, ["model", "dataset"], "pr_auc", 3).unstack("dataset")
+        .reindex(index=models, columns=names).to_markdown(),
+        "",
+        "## Per data set",
+        "",
     ]
-    names = list(results["datasets"])
-    labels = list(next(iter(results["datasets"].values()))["summary"])
-    header = ["model", *names]
-    rows = []
-    for label in labels:
-        row = [label]
-        for name in names:
-            summ = results["datasets"][name]["summary"][label]["pr_auc"]
-            row.append(C.fmt_summary(summ, 3))
-        rows.append(row)
-    lines.append(C.markdown_table(header, rows))
-    lines += ["", "## Per data set", ""]
-    for name in names:
-        d = results["datasets"][name]
-        info = d["info"]
+    for name, d in frame.groupby("dataset", sort=False):
+        info = payload["datasets"][name]
         rate = info.get("positive_rate")
-        lines.append(
-            f"### {name}: {info['n']} rows, {info['n_features']} features, "
-            + (f"{info['n_classes']} classes" if rate is None else f"{rate:.1%} positive")
-        )
-        lines.append("")
-        rows = []
-        for label, summ in d["summary"].items():
-            row = [label + (f" [{', '.join(summ['chosen'])}]" if "chosen" in summ else "")]
-            for metric in C.METRICS:
-                digits = 2 if metric.endswith("_s") else 4
-                row.append(C.fmt_summary(summ[metric], digits))
-            rows.append(row)
-        lines.append(C.markdown_table(["model", *(C.METRIC_LABELS[k] for k in C.METRICS)], rows))
-        lines.append("")
+        chosen = d.groupby("model", sort=False)["chosen"].agg(
+            lambda c: f" [{', '.join(sorted(set(c.dropna())))}]" if c.notna().any() else "")
+        table = pd.DataFrame({label: C.median_iqr(d, "model", m, digits)
+                              for m, (label, digits, _) in METRICS.items()})
+        table.index = table.index + chosen.reindex(table.index)
+        lines += [f"### {name}: {info['n']} rows, {info['n_features']} features, "
+                  + (f"{info['n_classes']} classes" if rate is None else f"{rate:.1%} positive"),
+                  "", table.to_markdown(), ""]
     lines += [
         "## Paired differences (same split, same base models)",
         "",
-        (
-            "Median over seeds of skcfe minus the rival on the same split; in brackets the "
-            "seeds where skcfe is at least as good (PR-AUC: higher; Brier, ECE: lower)."
-        ),
+        "Median over seeds of skcfe minus the rival on the same split; in brackets the "
+        "seeds where skcfe is at least as good (PR-AUC: higher; Brier, ECE: lower).",
         "",
-        *paired_tables(results),
+        paired_table(frame, names).to_markdown(),
+        "",
         "## Where skcfe does not win (medians)",
         "",
-        *verdicts(results),
+        *verdicts(frame, names),
         "",
     ]
     return "\n".join(lines)
 
 
-def paired_tables(results, candidates=("skcfe default", "skcfe recommended")):
-    """Markdown tables of per-seed differences between skcfe and the rivals."""
-    comparisons = [("pr_auc", "stacking (LR)"), ("pr_auc", "best single (inner CV)"),
-                   ("pr_auc", "LR on logit(R)"), ("brier", "stacking (LR)"),
-                   ("ece", "stacking (LR)")]
-    out = []
-    for cand in candidates:
-        rows = []
-        for name, d in results["datasets"].items():
-            runs = d["per_seed"].values()
-            if not all(cand in r and "error" not in r[cand] for r in runs):
-                continue
-            row = [name]
-            for metric, rival in comparisons:
-                diff = np.array([r[cand][metric] - r[rival][metric] for r in runs])
-                good = diff >= 0 if C.HIGHER_BETTER[metric] else diff <= 0
-                row.append(f"{np.median(diff):+.4f} [{int(good.sum())}/{len(diff)}]")
-            rows.append(row)
-        if rows:
-            header = ["data set", *(f"{C.METRIC_LABELS[m]} vs {r}" for m, r in comparisons)]
-            out += [f"**{cand}**", "", C.markdown_table(header, rows), ""]
-    return out
+def paired_table(frame, names, candidate="skcfe default"):
+    """Per-seed differences between skcfe and the rivals: median and wins."""
+    wide = frame.set_index(["dataset", "seed", "model"])[["pr_auc", "brier", "ece"]]
+    wide = wide.unstack("model")
+    table = {}
+    for metric, rival in [("pr_auc", "stacking (LR)"), ("pr_auc", "best single (inner CV)"),
+                          ("pr_auc", "LR on logit(R)"), ("brier", "stacking (LR)"),
+                          ("ece", "stacking (LR)")]:
+        label, _, higher = METRICS[metric]
+        diff = wide[metric][candidate] - wide[metric][rival]
+        good = diff >= 0 if higher else diff <= 0
+        table[f"{label} vs {rival}"] = [
+            f"{diff[name].median():+.4f} [{int(good[name].sum())}/{diff[name].count()}]"
+            for name in names]
+    return pd.DataFrame(table, index=pd.Index(names, name="data set"))
 
 
-def verdicts(results, candidates=("skcfe default", "skcfe recommended")):
-    """Plain statements of every data set where an skcfe configuration loses."""
+def verdicts(frame, names, candidate="skcfe default"):
+    """Plain statements of every data set where skcfe loses on the median."""
+    med = frame.groupby(["dataset", "model"])[["pr_auc", "brier", "ece"]].median()
     out = []
-    for cand in candidates:
-        for name, d in results["datasets"].items():
-            summ = d["summary"]
-            if cand not in summ or summ[cand]["pr_auc"]["n"] == 0:
-                continue
-            ours = summ[cand]
-            problems = []
-            for rival in ("stacking (LR)", "best single (inner CV)"):
-                if ours["pr_auc"]["median"] < summ[rival]["pr_auc"]["median"]:
-                    problems.append(
-                        f"PR-AUC {ours['pr_auc']['median']:.4f} < {rival} "
-                        f"{summ[rival]['pr_auc']['median']:.4f}")
-            for metric in ("brier", "ece"):
-                if ours[metric]["median"] > summ["stacking (LR)"][metric]["median"]:
-                    problems.append(
-                        f"{C.METRIC_LABELS[metric]} {ours[metric]['median']:.4f} > stacking "
-                        f"{summ['stacking (LR)'][metric]['median']:.4f}")
-            if problems:
-                out.append(f"- **{cand}**, {name}: " + "; ".join(problems) + ".")
+    for name in names:
+        ours, problems = med.loc[(name, candidate)], []
+        for rival in ("stacking (LR)", "best single (inner CV)"):
+            theirs = med.loc[(name, rival), "pr_auc"]
+            if ours["pr_auc"] < theirs:
+                problems.append(f"PR-AUC {ours['pr_auc']:.4f} < {rival} {theirs:.4f}")
+        for metric in ("brier", "ece"):
+            theirs = med.loc[(name, "stacking (LR)"), metric]
+            if ours[metric] > theirs:
+                problems.append(f"{METRICS[metric][0]} {ours[metric]:.4f} > stacking {theirs:.4f}")
+        if problems:
+            out.append(f"- **{candidate}**, {name}: " + "; ".join(problems) + ".")
     return out or ["- none: skcfe matches or beats stacking and the best single model everywhere."]
 
 
-# ---------------------------------------------------------------------------
-# --check: the cached shortcuts equal the real thing
-# ---------------------------------------------------------------------------
+# -- plots: scikit-learn's Displays, one panel per data set --------------------------
 
 
-def run_check(args, log):
+def _panels(n, title):
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 5.5 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig, axes.ravel()
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_pr_curves(curves, path):
+    """curves: {dataset: {model: (y, proba)}}; K > 2 classes: micro-averaged over classes."""
+    if not curves:
+        return
+    fig, axes = _panels(len(curves), "Precision-recall curves (held-out split, first seed)")
+    for ax, (dataset, models) in zip(axes, curves.items()):
+        multiclass = next(iter(models.values()))[1].shape[1] > 2
+        for k, (label, (y, proba)) in enumerate(models.items()):
+            if multiclass:  # every (row, class) pair once: the micro-average
+                y = label_binarize(y, classes=np.arange(proba.shape[1])).ravel()
+                proba = proba.ravel()
+            else:
+                proba = proba[:, 1]
+            display = PrecisionRecallDisplay.from_predictions(
+                y, proba, ax=ax, plot_chance_level=k == len(models) - 1,
+                chance_level_kw={"color": "grey", "ls": ":"})
+            display.line_.set_label(f"{label} (AP {display.average_precision:.3f})")
+        ax.set(title=dataset + (" (micro-average over classes)" if multiclass else ""),
+               xlabel="recall", ylabel="precision", ylim=(0, 1.02), aspect="auto")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    _save(fig, path)
+
+
+def plot_reliability(diagrams, path):
+    """diagrams: {dataset: {label: (y, proba)}}; binary: P(y=1), K classes: top label."""
+    if not diagrams:
+        return
+    fig, axes = _panels(len(diagrams), "Reliability: focal loss + class weights with and "
+                        f"without the posterior correction (first seed, {C.ECE_BINS} bins)")
+    for ax, (dataset, models) in zip(axes, diagrams.items()):
+        for label, (y, proba) in models.items():
+            hit, confidence = C.calibration_target(y, proba)
+            ece = C.expected_calibration_error(y, proba)
+            CalibrationDisplay.from_predictions(hit, confidence, n_bins=C.ECE_BINS, ax=ax,
+                                                name=f"{label} (ECE {ece:.3f})")
+        binary = next(iter(models.values()))[1].shape[1] == 2
+        ax.set(title=dataset, xlabel="predicted P(y=1)" if binary else "top-label confidence",
+               ylabel="observed frequency of y=1" if binary else "top-label accuracy")
+        ax.legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+
+
+def plot_weights(weights, path):
+    """weights: {dataset: DataFrame (base estimator x model)} as grouped bars."""
+    if not weights:
+        return
+    fig, axes = _panels(len(weights), "Aggregator weights per base estimator (first seed): "
+                        "stacking on probabilities; LR on logit(R) and skcfe on logits")
+    for ax, (dataset, frame) in zip(axes, weights.items()):
+        frame.plot.bar(ax=ax, rot=30)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set(title=dataset, xlabel="base estimator", ylabel="weight")
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+# -- --check: the shortcuts on cached matrices equal the real thing -----------------
+
+
+def run_check(args):
     from sklearn.ensemble import StackingClassifier
 
     report = {}
@@ -482,34 +454,27 @@ def run_check(args, log):
         X, y, _ = load_dataset(name, None)
         seed, train, test = next(splits(y, [0]))
         estimators = default_estimators(seed)
-        base = C.base_matrices(estimators, X[train], y[train], X[test], y[test], cv=CV,
-                               keep_estimators=True)
-        ours, _, _, _ = C.stacking_proba(base.R_train, base.y_train, base.R_test)
-        theirs = StackingClassifier(estimators, cv=CV).fit(X[train], y[train]).predict_proba(X[test])
-        reference = CFEnsembleClassifier(estimators, random_state=seed).fit(X[train], y[train])
-        ref_proba = reference.predict_proba(X[test])
-        cached = C.CachedCFEnsembleClassifier(estimators, random_state=seed).use_matrix(
-            base.R_train, base.estimators).fit(X[train], y[train])
-        _, from_matrix, _, _ = fit_skcfe(base, {}, seed)
+        base = C.base_matrices(estimators, X[train], y[train], X[test], y[test], cv=CV)
+        stacking = StackingClassifier(estimators, cv=CV).fit(X[train], y[train])
+        skcfe = CFEnsembleClassifier(estimators, random_state=seed).fit(X[train], y[train])
         report[name] = {
-            "stacking: max |cached - StackingClassifier|": float(np.abs(ours - theirs).max()),
-            "skcfe: max |cached (real estimators) - CFEnsembleClassifier|":
-                float(np.abs(cached.predict_proba(X[test]) - ref_proba).max()),
-            "skcfe: max |cached matrix (ColumnProba) - CFEnsembleClassifier|":
-                float(np.abs(from_matrix - ref_proba).max()),
+            "stacking: max |LR on R_train - StackingClassifier|": float(np.abs(
+                C.stacking_proba(base.R_train, base.y_train, base.R_test)[0]
+                - stacking.predict_proba(X[test])).max()),
+            "skcfe: max |precomputed R_train - CFEnsembleClassifier(estimators)|": float(np.abs(
+                fit_skcfe(base, {}, seed)[1] - skcfe.predict_proba(X[test])).max()),
         }
         for key, value in report[name].items():
             log(f"{name}: {key} = {value:.3g}")
-    C.write_json(Path(args.out) / "equivalence.json", {"machine": C.machine_info(), **report})
+    Path(args.out, "equivalence.json").write_text(
+        json.dumps({"machine": C.machine_info(), **report}, indent=1))
     worst = max(v for r in report.values() for v in r.values())
     if worst > 1e-8:
-        raise SystemExit(f"cached shortcuts differ by {worst:.3g} > 1e-8")
-    log("cached shortcuts agree to 1e-8")
+        raise SystemExit(f"the shortcuts differ by {worst:.3g} > 1e-8")
+    log("the shortcuts agree to 1e-8")
 
 
-# ---------------------------------------------------------------------------
-# --tune: choose defaults by cross-validation, never on test splits
-# ---------------------------------------------------------------------------
+# -- --tune: choose defaults by cross-validation, never on test splits --------------
 
 # Tuning family 1: feature data sets from the generator, drawn with seeds and
 # settings that the benchmark's synthetic problems do not use.
@@ -524,18 +489,21 @@ TUNE_MATRIX_PROBLEMS = [
         itertools.product((0.05, 0.1, 0.2), (0.5, 0.7), (0.2, 0.8)))
 ]
 TUNE_REAL = ("satimage", "default", "breast_cancer", "flights")
+# A candidate replaces the incumbent only if its paired PR-AUC gain over the
+# tuning problems exceeds this many standard errors: the winner of a grid is
+# otherwise often noise, and every change of a default needs evidence.
+SWITCH_SE = 2.0
 
 
-def tuning_problems(args, log):
+def tuning_problems(args, memory):
     """(group, name, R_train, y_train, R_val, y_val, n_classes) of every tuning problem."""
     problems = []
     flights_rows = args.flights_rows or FLIGHTS_ROWS["quick" if args.quick else "full"]
     seeds = args.seeds or [0, 1, 2]
-    real = [d for d in (args.datasets or TUNE_REAL) if d in REAL]
-    for name in real:
+    for name in [d for d in (args.datasets or TUNE_REAL) if d in REAL]:
         X, y, _ = load_dataset(name, flights_rows)
         for seed, train, test in splits(y, seeds):
-            base, _ = cached_base(name, X, y, seed, train, test, use_cache=not args.no_cache)
+            base = base_layer(memory, X, y, seed, train, test)
             # Inner CV on the training split's out-of-fold matrix: the test rows
             # of the split are never looked at.
             inner = StratifiedKFold(3, shuffle=True, random_state=seed)
@@ -544,33 +512,24 @@ def tuning_problems(args, log):
                                  base.y_train[a], base.R_train[b], base.y_train[b],
                                  base.n_classes))
         log(f"tuning data: {name} ({len(seeds)} training splits x 3 inner folds)")
-    if not args.tune_real_only:
-        for spec in TUNE_FEATURE_PROBLEMS:
-            data = make_imbalanced_classification(6000, 20, **spec)
-            seed, train, test = next(splits(data.y, [spec["random_state"]]))
-            label = f"tune_rate{spec['positive_rate']}_sep{spec['class_sep']}"
-            base, _ = cached_base(label, data.X, data.y, seed, train, test,
-                                  use_cache=not args.no_cache)
-            problems.append(("synthetic features", label, base.R_train, base.y_train,
-                             base.R_test, base.y_test, 2))
-        log(f"tuning data: {len(TUNE_FEATURE_PROBLEMS)} generated feature data sets")
-        for spec in TUNE_MATRIX_PROBLEMS:
-            data = make_probability_matrix(4000, 10, **spec)
-            seed, train, test = next(splits(data.y, [spec["random_state"]]))
-            label = (f"matrix_rate{spec['positive_rate']}_q{spec['quality']}"
-                     f"_div{spec['diversity']}")
-            problems.append(("synthetic matrices", label, data.R[train], data.y[train],
-                             data.R[test], data.y[test], 2))
-        log(f"tuning data: {len(TUNE_MATRIX_PROBLEMS)} generated probability matrices")
+    if args.tune_real_only:
+        return problems
+    for spec in TUNE_FEATURE_PROBLEMS:
+        data = make_imbalanced_classification(6000, 20, **spec)
+        seed, train, test = next(splits(data.y, [spec["random_state"]]))
+        base = base_layer(memory, data.X, data.y, seed, train, test)
+        problems.append(("synthetic features", f"tune_rate{spec['positive_rate']}_sep"
+                         f"{spec['class_sep']}", base.R_train, base.y_train, base.R_test,
+                         base.y_test, 2))
+    for spec in TUNE_MATRIX_PROBLEMS:
+        data = make_probability_matrix(4000, 10, **spec)
+        seed, train, test = next(splits(data.y, [spec["random_state"]]))
+        problems.append(("synthetic matrices", f"matrix_rate{spec['positive_rate']}_q"
+                         f"{spec['quality']}_div{spec['diversity']}", data.R[train],
+                         data.y[train], data.R[test], data.y[test], 2))
+    log(f"tuning data: {len(TUNE_FEATURE_PROBLEMS)} generated feature data sets, "
+        f"{len(TUNE_MATRIX_PROBLEMS)} generated probability matrices")
     return problems
-
-
-# Full rank: skcfe's latent_dim=None where it has it (one factor per column
-# of R), else the fraction 1.0 of the columns.
-FULL_RANK = None if CFEnsembleClassifier().get_params().get("latent_dim", 0) is None else "f1.0"
-# The aggregator's L2 penalty: on the summed-loss scale (1/C of
-# LogisticRegression) in skcfe since fc41f25, on the mean loss before.
-ALPHA_GRID = (0.1, 1.0, 10.0, 100.0) if FULL_RANK is None else (1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def resolve(config, q):
@@ -582,46 +541,33 @@ def resolve(config, q):
     return params
 
 
-def score_config(config, problems, baseline):
-    """Per-problem scores of a configuration (mean over rows of a problem)."""
+def score_config(config, problems):
+    """Scores of a configuration on every problem (an error where it fails)."""
     out = []
-    for group, name, Rt, yt, Rv, yv, k in problems:
+    for _, _, Rt, yt, Rv, yv, _ in problems:
         try:
-            model = C.fit_on_matrix(Rt, yt, k, random_state=0, **resolve(config, Rt.shape[1]))
-            proba = model.predict_proba(Rv)
-            s = C.scores(yv, proba)
+            model = CFEnsembleClassifier("precomputed", random_state=0,
+                                         **resolve(config, Rt.shape[1])).fit(Rt, yt)
+            out.append(C.scores(yv, model.predict_proba(Rv)))
         except (ValueError, ArithmeticError, RuntimeError) as exc:
-            s = {"error": str(exc)}
-        out.append((group, name, s))
+            out.append({"error": str(exc)})
     return out
 
 
-def aggregate_scores(per_problem, baseline):
-    """Mean PR-AUC gain over stacking, per group and overall (groups weigh equally)."""
-    groups = {}
-    for (group, name, s), (_, _, b) in zip(per_problem, baseline):
-        if "error" in s:
-            groups.setdefault(group, []).append({"d_pr_auc": -1.0, "d_brier": 1.0, "win": 0})
-            continue
-        groups.setdefault(group, []).append({
-            "d_pr_auc": s["pr_auc"] - b["pr_auc"], "d_brier": s["brier"] - b["brier"],
-            "d_ece": s["ece"] - b["ece"], "win": float(s["pr_auc"] >= b["pr_auc"]),
-        })
-    summary = {g: {k: float(np.mean([r.get(k, np.nan) for r in rows])) for k in rows[0]}
-               for g, rows in groups.items()}
-    summary["overall"] = {
-        "d_pr_auc": float(np.mean([v["d_pr_auc"] for v in summary.values()])),
-        "d_brier": float(np.mean([v["d_brier"] for v in summary.values()])),
-        "win": float(np.mean([v["win"] for v in summary.values()])),
-    }
+def aggregate_scores(problems, per_problem, baseline):
+    """Mean differences to stacking per group, and over groups (groups weigh equally)."""
+    rows = pd.DataFrame([{"group": p[0], "d_pr_auc": s.get("pr_auc", -np.inf) - b["pr_auc"],
+                          "d_brier": s.get("brier", np.inf) - b["brier"],
+                          "d_ece": s.get("ece", np.nan) - b["ece"],
+                          "win": float(s.get("pr_auc", -np.inf) >= b["pr_auc"])}
+                         for p, s, b in zip(problems, per_problem, baseline)])
+    # A failed fit counts as a PR-AUC loss of 1 and a Brier loss of 1.
+    rows["d_pr_auc"] = rows["d_pr_auc"].clip(lower=-1.0)
+    rows["d_brier"] = rows["d_brier"].clip(upper=1.0)
+    groups = rows.groupby("group", sort=False).mean()
+    summary = groups.to_dict("index")
+    summary["overall"] = groups[["d_pr_auc", "d_brier", "win"]].mean().to_dict()
     return summary
-
-
-def problem_weights(problems):
-    """Weights that make every group count equally and problems within a group equally."""
-    groups = [p[0] for p in problems]
-    sizes = {g: groups.count(g) for g in set(groups)}
-    return np.array([1.0 / (len(sizes) * sizes[g]) for g in groups])
 
 
 def paired_gain(a, b, weights):
@@ -631,32 +577,27 @@ def paired_gain(a, b, weights):
     return mean, float(np.sqrt(np.sum(weights**2 * (diff - mean) ** 2)))
 
 
-# A candidate replaces the incumbent only if its paired PR-AUC gain over the
-# tuning problems exceeds this many standard errors: the winner of a grid is
-# otherwise often noise, and every change of a default needs evidence.
-SWITCH_SE = 2.0
-
-
-def run_tune(args, log):
-    problems = tuning_problems(args, log)
-    weights = problem_weights(problems)
+def run_tune(args):
+    memory = Memory(None if args.no_cache else C.cache_dir() / "quality", verbose=0)
+    problems = tuning_problems(args, memory)
+    # Every group counts equally, and every problem within its group.
+    groups = pd.Series([p[0] for p in problems])
+    weights = (1.0 / (groups.nunique() * groups.map(groups.value_counts()))).to_numpy()
     log(f"{len(problems)} tuning problems")
-    baseline = []
-    for group, name, Rt, yt, Rv, yv, k in problems:
-        proba, _, _, _ = C.stacking_proba(Rt, yt, Rv)
-        baseline.append((group, name, C.scores(yv, proba)))
-    tried = {}
+    baseline = [C.scores(yv, C.stacking_proba(Rt, yt, Rv)[0])
+                for _, _, Rt, yt, Rv, yv, _ in problems]
+    tried, decisions = {}, []
 
     def evaluate(config):
         key = tuple(sorted(config.items()))
         if key not in tried:
             start = time.perf_counter()
-            per_problem = score_config(config, problems, baseline)
-            summ = aggregate_scores(per_problem, baseline)
-            pr = [s.get("pr_auc", 0.0) for _, _, s in per_problem]
-            tried[key] = {"config": config, "summary": summ, "pr_auc": pr}
+            per_problem = score_config(config, problems)
+            summ = aggregate_scores(problems, per_problem, baseline)
+            tried[key] = {"config": config, "summary": summ,
+                          "pr_auc": [s.get("pr_auc", 0.0) for s in per_problem]}
             log(f"  {config}: dPR-AUC {summ['overall']['d_pr_auc']:+.4f} "
-                f"(real {summ.get('real', {}).get('d_pr_auc', float('nan')):+.4f}), "
+                f"(real {summ.get('real', {}).get('d_pr_auc', np.nan):+.4f}), "
                 f"win {summ['overall']['win']:.2f}, dBrier {summ['overall']['d_brier']:+.5f} "
                 f"[{time.perf_counter() - start:.0f}s]")
         return tried[key]
@@ -687,170 +628,145 @@ def run_tune(args, log):
             + (f"; reverted {', '.join(reverted)}" if reverted else ""))
         return chosen
 
-    decisions = []
     defaults = package_defaults()
-    best = dict(defaults)
-    has_input = "aggregator_input" in defaults
-    # Stage 1: rank and ridge, the two that matter most.
-    best = stage("stage 1 (latent_dim x lambda_reg)", best,
-                 [{**best, "latent_dim": d, "lambda_reg": lam}
-                  for d in (FULL_RANK, "f0.4", "f0.6", "f0.8", 4, 8)
+    # latent_dim None is one factor per column of R; 'fX' a fraction X of the columns.
+    best = stage("stage 1 (latent_dim x lambda_reg)", dict(defaults),
+                 [{**defaults, "latent_dim": d, "lambda_reg": lam}
+                  for d in (None, "f0.4", "f0.6", "f0.8", 4, 8)
                   for lam in (1e-4, 1e-3, 1e-2, 1e-1)])
-    # Stage 2: what the aggregator sees and how entries are weighted.
     best = stage("stage 2 (confidence x aggregator_input)", best,
-                 [{**best, "confidence": conf, **({"aggregator_input": inp} if has_input else {})}
+                 [{**best, "confidence": conf, "aggregator_input": inp}
                   for conf in ("uniform", "certainty", "label_aware", "calibration", "agreement")
-                  for inp in (("logit", "proba") if has_input else (None,))])
-    # Stage 3: the supervised share and the aggregator's penalty.
+                  for inp in ("logit", "proba")])
     best = stage("stage 3 (rho x aggregator_alpha)", best,
                  [{**best, "rho": rho, "aggregator_alpha": alpha}
-                  for rho in (0.1, 0.5, 0.9) for alpha in ALPHA_GRID])
-    # Stage 4: rank and ridge again around the best, and the class weights.
+                  for rho in (0.1, 0.5, 0.9) for alpha in (0.1, 1.0, 10.0, 100.0)])
     best = stage("stage 4 (latent_dim x lambda_reg again, class weights)", best,
                  [{**best, "latent_dim": d, "lambda_reg": lam}
-                  for d in ("f0.6", "f0.8", FULL_RANK, 8) for lam in (1e-4, 1e-3, 1e-2)]
+                  for d in ("f0.6", "f0.8", None, 8) for lam in (1e-4, 1e-3, 1e-2)]
                  + [{**best, "use_class_weights": cw} for cw in (False, True)])
     log(f"chosen: {best}")
     ranked = sorted(tried.values(), key=lambda r: -r["summary"]["overall"]["d_pr_auc"])
     payload = {"machine": C.machine_info(), "n_problems": len(problems),
                "problems": [(g, n) for g, n, *_ in problems], "chosen": best,
                "package_defaults": defaults, "decisions": decisions, "ranked": ranked,
-               "stacking_pr_auc": [b["pr_auc"] for _, _, b in baseline]}
+               "stacking_pr_auc": [b["pr_auc"] for b in baseline]}
     if not args.tune_real_only:
-        payload["multiclass_check"] = multiclass_check([defaults, best], args, log)
-    C.write_json(Path(args.out) / "tuning.json", payload, compact=True)
+        payload["multiclass_check"] = multiclass_check([defaults, best], memory)
+    Path(args.out, "tuning.json").write_text(json.dumps(payload, default=str))
     (Path(args.out) / "tuning.md").write_text(tuning_markdown(payload))
     print(tuning_markdown(payload))
     return payload
 
 
-def multiclass_check(configs, args, log, seeds=(0, 1)):
+def multiclass_check(configs, memory, seeds=(0, 1)):
     """The package defaults and the chosen config on digits (10 classes), inner CV only."""
     X, y, _ = load_dataset("digits", None)
     problems = []
     for seed, train, test in splits(y, seeds):
-        base, _ = cached_base("digits", X, y, seed, train, test,
-                              use_cache=not getattr(args, "no_cache", False))
+        base = base_layer(memory, X, y, seed, train, test)
         inner = StratifiedKFold(3, shuffle=True, random_state=seed)
         for a, b in inner.split(base.R_train, base.y_train):
             problems.append(("digits", "", base.R_train[a], base.y_train[a],
                              base.R_train[b], base.y_train[b], base.n_classes))
-    out = {"stacking (LR)": []}
-    for _, _, Rt, yt, Rv, yv, _ in problems:
-        out["stacking (LR)"].append(C.scores(yv, C.stacking_proba(Rt, yt, Rv)[0]))
+    out = {"stacking (LR)": [C.scores(yv, C.stacking_proba(Rt, yt, Rv)[0])
+                             for _, _, Rt, yt, Rv, yv, _ in problems]}
     for config in configs:
-        label = ", ".join(f"{k}={v}" for k, v in config.items())
-        start = time.perf_counter()
-        out[label] = [s for _, _, s in score_config(config, problems, None)]
-        log(f"digits check: {label}: PR-AUC "
-            f"{np.mean([s.get('pr_auc', np.nan) for s in out[label]]):.4f} "
-            f"[{time.perf_counter() - start:.0f}s]")
-    return {k: {m: float(np.mean([s.get(m, np.nan) for s in v]))
-                for m in ("pr_auc", "brier", "ece", "log_loss")} for k, v in out.items()}
+        out[", ".join(f"{k}={v}" for k, v in config.items())] = score_config(config, problems)
+    return {label: pd.DataFrame(scores)[["pr_auc", "brier", "ece", "log_loss"]].mean().to_dict()
+            for label, scores in out.items()}
 
 
 def tuning_markdown(payload, top=12):
     groups = [g for g in ("real", "synthetic features", "synthetic matrices")
               if g in payload["ranked"][0]["summary"]]
-    header = ["config", "mean dPR-AUC", *(f"dPR-AUC {g}" for g in groups), "share >= stacking",
-              "mean dBrier"]
-    defaults = tuple(sorted(payload["package_defaults"].items()))
-    chosen = tuple(sorted(payload["chosen"].items()))
-
-    def row(r):
-        s = r["summary"]
-        key = tuple(sorted(r["config"].items()))
-        cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items())
-        if key == defaults:
-            cfg += " **(package default)**"
-        if key == chosen:
-            cfg += " **(chosen)**"
-        return [cfg, f"{s['overall']['d_pr_auc']:+.4f}",
-                *(f"{s[g]['d_pr_auc']:+.4f}" for g in groups),
-                f"{s['overall']['win']:.2f}", f"{s['overall']['d_brier']:+.5f}"]
-
-    shown = payload["ranked"][:top]
-    shown += [r for r in payload["ranked"]
-              if tuple(sorted(r["config"].items())) in (defaults, chosen) and r not in shown]
+    marks = {tuple(sorted(payload["package_defaults"].items())): " **(package default)**",
+             tuple(sorted(payload["chosen"].items())): " **(chosen)**"}
+    shown = payload["ranked"][:top] + [r for r in payload["ranked"][top:]
+                                       if tuple(sorted(r["config"].items())) in marks]
+    configs = pd.DataFrame([
+        {"config": ", ".join(f"{k}={v}" for k, v in r["config"].items())
+         + marks.get(tuple(sorted(r["config"].items())), ""),
+         "mean dPR-AUC": r["summary"]["overall"]["d_pr_auc"],
+         **{f"dPR-AUC {g}": r["summary"][g]["d_pr_auc"] for g in groups},
+         "share >= stacking": r["summary"]["overall"]["win"],
+         "mean dBrier": r["summary"]["overall"]["d_brier"]} for r in shown])
+    decisions = pd.DataFrame([
+        {"stage": d["stage"],
+         "best candidate (changes)": ", ".join(f"{k}={v}" for k, v in d["best"].items()
+                                               if d["incumbent"].get(k) != v) or "(incumbent)",
+         "paired gain": f"{d['gain']:+.4f}", "SE": f"{d['se']:.4f}",
+         "switched": "yes" if d["switched"] else "no",
+         "changes reverted as noise": "; ".join(d["reverted"]) or "-"}
+        for d in payload["decisions"]])
     lines = [
         "# skcfe default tuning (cross-validation, never the test splits)",
         "",
-        (
-            f"Measured {C.machine_line(payload['machine'])}. {payload['n_problems']} problems; "
-            "dPR-AUC is skcfe minus StackingClassifier (LR) on the same rows, averaged within "
-            "each group, then over groups. latent_dim 'fX' is a fraction X of the matrix's "
-            "columns; None (skcfe's default) and f1.0 are as many factors as columns."
-        ),
+        f"Measured {C.machine_line(payload['machine'])}. {payload['n_problems']} problems; "
+        "dPR-AUC is skcfe minus StackingClassifier (LR) on the same rows, averaged within "
+        "each group, then over groups. latent_dim 'fX' is a fraction X of the matrix's "
+        "columns; None (skcfe's default) is as many factors as columns.",
         "",
         f"Chosen: `{payload['chosen']}`",
         "",
-        (
-            "Stage decisions (a candidate replaces the incumbent only when its paired gain "
-            f"exceeds {SWITCH_SE:g} standard errors):"
-        ),
+        "Stage decisions (a candidate replaces the incumbent only when its paired gain "
+        f"exceeds {SWITCH_SE:g} standard errors):",
         "",
-        C.markdown_table(["stage", "best candidate (changes)", "paired gain", "SE", "switched",
-                          "changes reverted as noise"], [
-            [d["stage"], ", ".join(f"{k}={v}" for k, v in d["best"].items()
-                                   if d["incumbent"].get(k) != v) or "(incumbent)",
-             f"{d['gain']:+.4f}", f"{d['se']:.4f}", "yes" if d["switched"] else "no",
-             "; ".join(d.get("reverted", [])) or "-"]
-            for d in payload["decisions"]]),
+        decisions.to_markdown(index=False, disable_numparse=True),
         "",
         f"Top {top} of {len(payload['ranked'])} configurations tried:",
         "",
-        C.markdown_table(header, [row(r) for r in shown]),
+        configs.to_markdown(index=False, floatfmt=("", *["+.4f"] * (1 + len(groups)), ".2f",
+                                                   "+.5f")),
         "",
     ]
     if payload.get("multiclass_check"):
         lines += ["Multiclass check (digits, 10 classes; inner 3-fold CV of 2 training splits):",
-                  "", C.markdown_table(["config", "PR-AUC", "Brier", "ECE", "log loss"], [
-                      [k, f"{v['pr_auc']:.4f}", f"{v['brier']:.4f}", f"{v['ece']:.4f}",
-                       f"{v['log_loss']:.4f}"] for k, v in payload["multiclass_check"].items()]),
-                  ""]
+                  "", pd.DataFrame(payload["multiclass_check"]).T.rename_axis("config")
+                  .to_markdown(floatfmt=".4f"), ""]
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 seeds, 5 data sets, flights 20k rows")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 seeds, 5 data sets, flights 20k rows")
     parser.add_argument("--datasets", nargs="+", choices=ALL_DATASETS, metavar="NAME",
                         help=f"data sets (default: all): {', '.join(ALL_DATASETS)}")
-    parser.add_argument("--seeds", nargs="+", type=int, help="split seeds (default 0..4; quick 0..2)")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="split seeds (default 0..4; quick 0..2)")
     parser.add_argument("--flights-rows", type=int,
                         help=f"flights subsample (default {FLIGHTS_ROWS['full']}, quick "
                              f"{FLIGHTS_ROWS['quick']})")
-    parser.add_argument("--torch", action="store_true",
-                        help="add skcfe backend='torch' columns when skcfe.backends.torch imports")
+    parser.add_argument("--torch", action="store_true", help="add skcfe backend='torch' columns")
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
     parser.add_argument("--no-cache", action="store_true",
-                        help="recompute base matrices (default: cached in ~/.cache/skcfe-benchmarks)")
+                        help="fit the base layer afresh (default: joblib.Memory cache in "
+                             "~/.cache/skcfe-benchmarks/quality)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--tune", action="store_true", help="choose defaults by CV (no test splits)")
     mode.add_argument("--check", action="store_true",
-                      help="verify the cached shortcuts against StackingClassifier and skcfe")
+                      help="verify the shortcuts against StackingClassifier and skcfe")
     mode.add_argument("--report", metavar="JSON",
                       help="rewrite the markdown report of an earlier run's quality JSON")
     parser.add_argument("--tune-real-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    log = C.Progress()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
         if args.check:
-            return run_check(args, log)
+            return run_check(args)
         if args.report:
-            with open(args.report) as fh:
-                results = json.load(fh)
-            report = quality_markdown(results)
+            report = quality_markdown(json.loads(Path(args.report).read_text()))
             Path(args.report).with_suffix(".md").write_text(report)
             print(report)
-            return results
+            return report
         if args.tune:
-            return run_tune(args, log)
-        return run_quality(args, log)
+            return run_tune(args)
+        return run_quality(args)
 
 
 if __name__ == "__main__":

@@ -26,15 +26,13 @@ Writes JSON and a markdown table to ``benchmarks/results/`` and prints the table
 
 import argparse
 import ast
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier, StackingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -46,6 +44,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C
+from datasets import load
 
 from skcfe import CFEnsembleClassifier, default_estimators
 from skcfe.datasets import make_imbalanced_classification
@@ -72,9 +75,6 @@ def load_datasets(quick):
     X, y = data.X, data.y
     yield f"synthetic (make_imbalanced_classification, 10%, n={len(y)})", X, y
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from datasets import load
-
         X, y, _ = load("satimage")
         if quick:  # a stratified 3000 of the 6435 rows keeps --quick within minutes
             keep, _ = train_test_split(
@@ -114,7 +114,7 @@ def run_one(X, y, fraction, seed, quick, skcfe_params):
     y_semi[labeled] = y_train[labeled]
     estimators = light_estimators(seed) if quick else default_estimators(seed)
 
-    out = {}
+    out = []
     for name, model in models(estimators, seed, skcfe_params).items():
         start = time.perf_counter()
         if name in ("skcfe + unlabeled", "SelfTraining"):
@@ -122,55 +122,38 @@ def run_one(X, y, fraction, seed, quick, skcfe_params):
         else:
             model.fit(X_train[labeled], y_train[labeled])
         p = model.predict_proba(X_test)[:, list(model.classes_).index(1)]
-        out[name] = {
-            "pr_auc": float(average_precision_score(y_test, p)),
-            "seconds": time.perf_counter() - start,
-        }
-    out["n_labeled"] = len(labeled)
-    out["n_labeled_positive"] = int(y_train[labeled].sum())
-    out["n_unlabeled"] = int(len(y_train) - len(labeled))
+        out.append({"fraction": fraction, "seed": seed, "method": name,
+                    "pr_auc": float(average_precision_score(y_test, p)),
+                    "seconds": time.perf_counter() - start, "n_labeled": len(labeled),
+                    "n_labeled_positive": int(y_train[labeled].sum())})
     return out
 
 
-def summarize(runs):
-    """Median PR-AUC per method, the paired gain of unlabeled rows, wins."""
-    summary = {}
-    for method in METHODS:
-        summary[method] = float(np.median([r[method]["pr_auc"] for r in runs]))
-    gains = np.array(
-        [r["skcfe + unlabeled"]["pr_auc"] - r["skcfe labeled only"]["pr_auc"] for r in runs]
-    )
-    summary["gain_median"] = float(np.median(gains))
-    summary["gain_wins"] = int(np.sum(gains > 0))
-    summary["n_seeds"] = len(runs)
-    summary["n_labeled"] = int(np.median([r["n_labeled"] for r in runs]))
-    summary["n_labeled_positive"] = int(np.median([r["n_labeled_positive"] for r in runs]))
-    summary["seconds"] = {m: float(np.median([r[m]["seconds"] for r in runs])) for m in METHODS}
-    return summary
-
-
-def markdown(results, header):
-    lines = [header, ""]
-    cols = ["data set", "labeled", "n lab (pos)", *METHODS, "gain of unlabeled (median, wins)"]
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "---|" * len(cols))
-    for dataset, by_fraction in results.items():
-        for fraction, s in by_fraction.items():
-            best = max(s[m] for m in METHODS)
-            cells = [f"**{s[m]:.3f}**" if s[m] == best else f"{s[m]:.3f}" for m in METHODS]
-            lines.append(
-                f"| {dataset} | {float(fraction):.0%} | "
-                f"{s['n_labeled']} ({s['n_labeled_positive']}) | "
-                + " | ".join(cells)
-                + f" | {s['gain_median']:+.3f} ({s['gain_wins']}/{s['n_seeds']}) |"
-            )
-    lines.append("")
-    for dataset, by_fraction in results.items():
-        fraction, s = next(iter(by_fraction.items()))
-        seconds = ", ".join(f"{m} {t:.1f}" for m, t in s["seconds"].items())
-        lines.append(
-            f"Median seconds per fit and predict, {dataset} at {float(fraction):.0%}: {seconds}.  "
-        )
+def markdown(runs, header):
+    """Median PR-AUC per method (best in bold), the paired gain of the unlabeled rows, seconds."""
+    wide = runs.pivot_table(index=["dataset", "fraction", "seed"], columns="method",
+                            values="pr_auc", sort=False)
+    gain = (wide["skcfe + unlabeled"] - wide["skcfe labeled only"]).groupby(
+        ["dataset", "fraction"], sort=False)
+    median = wide.groupby(["dataset", "fraction"], sort=False).median()[list(METHODS)]
+    table = median.map("{:.3f}".format).where(median.ne(median.max(axis=1), axis=0),
+                                              "**" + median.map("{:.3f}".format) + "**")
+    counts = runs.groupby(["dataset", "fraction"], sort=False)[
+        ["n_labeled", "n_labeled_positive"]].median().astype(int)
+    table.insert(0, "n lab (pos)", counts["n_labeled"].astype(str) + " ("
+                 + counts["n_labeled_positive"].astype(str) + ")")
+    table["gain of unlabeled (median, wins)"] = [
+        f"{g.median():+.3f} ({int((g > 0).sum())}/{len(g)})" for _, g in gain]
+    table = table.reset_index()
+    table["fraction"] = table["fraction"].map("{:.0%}".format)
+    table = table.rename(columns={"dataset": "data set", "fraction": "labeled"})
+    seconds = runs[runs["fraction"] == runs["fraction"].iloc[0]].groupby(
+        ["dataset", "method"], sort=False)["seconds"].median()
+    lines = [header, "", table.to_markdown(index=False, disable_numparse=True), ""]
+    for dataset, by_method in seconds.groupby("dataset", sort=False):
+        lines.append(f"Median seconds per fit and predict, {dataset} at "
+                     f"{runs['fraction'].iloc[0]:.0%}: " + ", ".join(
+                         f"{m} {t:.1f}" for (_, m), t in by_method.items()) + ".  ")
     return "\n".join(lines)
 
 
@@ -207,53 +190,37 @@ def main():
     n_seeds = args.seeds or (3 if args.quick else 10)
 
     start = time.perf_counter()
-    results, raw = {}, {}
+    records = []
     for dataset, X, y in load_datasets(args.quick):
-        results[dataset], raw[dataset] = {}, {}
         for fraction in args.fractions:
-            runs = [
-                run_one(X, y, fraction, seed, args.quick, skcfe_params) for seed in range(n_seeds)
-            ]
-            raw[dataset][str(fraction)] = runs
-            results[dataset][str(fraction)] = summarize(runs)
-            s = results[dataset][str(fraction)]
-            print(
-                f"{dataset} {fraction:.0%}: "
-                + ", ".join(f"{m} {s[m]:.3f}" for m in METHODS)
-                + f" | gain {s['gain_median']:+.3f} ({s['gain_wins']}/{n_seeds}) "
-                f"[{time.perf_counter() - start:.0f}s]",
-                flush=True,
-            )
+            runs = [run for seed in range(n_seeds)
+                    for run in run_one(X, y, fraction, seed, args.quick, skcfe_params)]
+            records += [{"dataset": dataset, **run} for run in runs]
+            median = pd.DataFrame(runs).groupby("method", sort=False)["pr_auc"].median()
+            print(f"{dataset} {fraction:.0%}: "
+                  + ", ".join(f"{m} {v:.3f}" for m, v in median.items())
+                  + f" [{time.perf_counter() - start:.0f}s]", flush=True)
     elapsed = time.perf_counter() - start
+    runs = pd.DataFrame(records)
 
-    meta = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, "
-        f"{os.cpu_count()} CPUs",
-        "python": platform.python_version(),
-        "quick": args.quick,
-        "seeds": n_seeds,
-        "fractions": args.fractions,
-        "base_estimators": [
-            name for name, _ in (light_estimators(0) if args.quick else default_estimators(0))
-        ],
-        "skcfe_params": skcfe_params,
-        "metric": "PR-AUC (average precision) on a held-out third, median over seeds",
-        "seconds": elapsed,
-    }
+    estimators = light_estimators(0) if args.quick else default_estimators(0)
+    meta = {**C.machine_info(), "quick": args.quick, "seeds": n_seeds,
+            "fractions": args.fractions, "base_estimators": [name for name, _ in estimators],
+            "skcfe_params": skcfe_params,
+            "metric": "PR-AUC (average precision) on a held-out third, median over seeds",
+            "seconds": elapsed}
     header = (
-        f"### Semi-supervised: PR-AUC by labeled fraction ({meta['date']}, {meta['machine']}, "
+        f"### Semi-supervised: PR-AUC by labeled fraction ({C.machine_line(meta)}; "
         f"{'--quick, ' if args.quick else ''}{n_seeds} seeds, base estimators: "
         f"{', '.join(meta['base_estimators'])}; skcfe parameters: "
         f"{', '.join(f'{k}={v}' for k, v in skcfe_params.items()) or 'defaults'}; {elapsed:.0f} s)"
     )
-    table = markdown(results, header)
+    table = markdown(runs, header)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "semi_supervised_quick" if args.quick else "semi_supervised"
     stem += "".join(f"_{k}={v}" for k, v in skcfe_params.items())
-    (args.out / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "summary": results, "runs": raw}, indent=1)
-    )
+    (args.out / f"{stem}.json").write_text(json.dumps(
+        {"meta": meta, "runs": json.loads(runs.to_json(orient="records"))}, indent=1))
     (args.out / f"{stem}.md").write_text(table + "\n")
     print()
     print(table)

@@ -23,14 +23,21 @@ time beyond the base models' cross-validation and refit (target < 20%).
 
 import argparse
 import json
+import logging
 import sys
 import time
+import timeit
 import tracemalloc
 import warnings
 from functools import partial
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.ensemble import StackingClassifier
 from sklearn.exceptions import ConvergenceWarning
@@ -47,11 +54,14 @@ from skcfe._confidence import certainty, label_targets
 from skcfe.backends import Problem, als
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("benchmarks").info
 # Workspace bounds (float64 entries) tried for the floor; the floor of a cell
 # is the fastest of them, so it is the best this bare approach does on this
 # machine (too small: per-call overhead; too large: memory bandwidth).
 FLOOR_WORKSPACES = (1 << 20, 1 << 22, 1 << 24)
 LAMBDA = 0.1
+BASE = "base models: cross_val_predict + refit"
+MODELS = ("StackingClassifier", "skcfe default")
 
 
 def make_problem(n, q, seed=0):
@@ -100,15 +110,6 @@ def floor_sweep(R, V, RT, VT, X, Y, reg, workspace):
     floor_step(RT, VT, Y, reg, workspace)
 
 
-def time_call(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), times
-
-
 def peak_mib(fn):
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -116,16 +117,6 @@ def peak_mib(fn):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / 2**20
-
-
-def repeat(fn, k):
-    """``fn`` called ``k`` times: a batch long enough to time."""
-
-    def batch():
-        for _ in range(k):
-            fn()
-
-    return batch
 
 
 def time_cell(R, V, share, RT, VT, d, reps, rng):
@@ -145,9 +136,9 @@ def time_cell(R, V, share, RT, VT, d, reps, rng):
         floor()
     t_sweep, t_floor = [], {w: [] for w in floors}
     for _ in range(reps):
-        t_sweep.append(time_call(repeat(sweep, k), 1)[0] / k)
+        t_sweep.append(timeit.timeit(sweep, number=k) / k)
         for w, floor in floors.items():
-            t_floor[w].append(time_call(repeat(floor, k), 1)[0] / k)
+            t_floor[w].append(timeit.timeit(floor, number=k) / k)
     ms = float(np.median(t_sweep))
     best = min(t_floor, key=lambda w: np.median(t_floor[w]))
     mf = float(np.median(t_floor[best]))
@@ -160,7 +151,7 @@ def time_cell(R, V, share, RT, VT, d, reps, rng):
     }
 
 
-def sweep_rows(sizes, qs, ds, repeats, log):
+def sweep_rows(sizes, qs, ds, repeats):
     rows = []
     for n in sizes:
         for q in qs:
@@ -216,7 +207,7 @@ def profile_sweep(n, q, d, repeats=5):
     return {k: v / repeats for k, v in parts.items()}
 
 
-def end_to_end(dataset, repeats, log):
+def end_to_end(dataset, repeats):
     X, y, info = load_real(dataset)
     estimators = default_estimators(0)
     folds = StratifiedKFold(5)
@@ -227,109 +218,88 @@ def end_to_end(dataset, repeats, log):
             cross_val_predict(clone(est), X, y, cv=folds, method="predict_proba")
             clone(est).fit(X, y)
 
-    quality = __import__("bench_quality")
-    q = len(estimators) * (1 if info["n_classes"] == 2 else info["n_classes"])
-    recommended = quality.resolve(quality.recommended(), q)
     runs = {
-        "base models: cross_val_predict + refit": base_work,
+        BASE: base_work,
         "StackingClassifier": lambda: StackingClassifier(estimators, cv=5).fit(X, y),
         "skcfe default": lambda: CFEnsembleClassifier(estimators, random_state=0).fit(X, y),
-        "skcfe recommended": lambda: CFEnsembleClassifier(
-            estimators, random_state=0, **recommended).fit(X, y),
     }
     for label, fn in runs.items():
-        med, times = time_call(fn, repeats)
-        out[label] = med
-        log(f"{dataset}: {label}: {med:.2f}s (runs {', '.join(f'{t:.2f}' for t in times)})")
-    base = out["base models: cross_val_predict + refit"]
-    for label in ("StackingClassifier", "skcfe default", "skcfe recommended"):
-        out[f"{label} overhead"] = (out[label] - base) / base
+        times = timeit.repeat(fn, number=1, repeat=repeats)
+        out[label] = float(np.median(times))
+        log(f"{dataset}: {label}: {out[label]:.2f}s (runs {', '.join(f'{t:.2f}' for t in times)})")
+    for label in MODELS:
+        out[f"{label} overhead"] = (out[label] - out[BASE]) / out[BASE]
     return out
 
 
 def markdown(payload):
-    m = payload["machine"]
+    sweep = pd.DataFrame(payload["sweep"])
+    table = sweep[["n", "q", "d", "sweep_s", "floor_s", "ratio", "sweep_peak_mib",
+                   "floor_peak_mib", "input_mib"]].astype({"n": float})
+    table["ratio"] = table["ratio"].map(lambda r: f"{r:.2f}" + ("" if r <= 1.5 else " (miss)"))
+    table.columns = ["n", "q", "d", "sweep s", "floor s", "ratio", "sweep peak MiB",
+                     "floor peak MiB", "R+V MiB"]
+    ratios = sweep["ratio"]
     lines = [
         "# skcfe speed benchmark",
         "",
-        f"Measured {C.machine_line(m)}; BLAS/OpenMP threads: {payload['threads']}.",
+        f"Measured {C.machine_line(payload['machine'])}; BLAS/OpenMP threads: "
+        f"{payload['threads']}.",
         "",
         "## (a) One ALS sweep against the batched-solve floor",
         "",
-        (
-            "Sweep: `skcfe.backends.als.balanced_sweep` (instance step + classifier step + "
-            "balancing). Floor: "
-            "for both steps, the Gram matrices by matmul `V @ (F outer F)`, the right-hand sides "
-            "`(V * R) @ F` and `np.linalg.solve` of the stacked d x d systems, in row chunks of "
-            "2^20, 2^22 or 2^24 entries, the fastest of the three per cell (same process, same "
-            "numpy, same threads, interleaved runs). Median seconds; peak memory by "
-            "tracemalloc, beyond the inputs R and V."
-        ),
+        "Sweep: `skcfe.backends.als.balanced_sweep` (instance step + classifier step + "
+        "balancing). Floor: for both steps, the Gram matrices by matmul `V @ (F outer F)`, the "
+        "right-hand sides `(V * R) @ F` and `np.linalg.solve` of the stacked d x d systems, in "
+        "row chunks of 2^20, 2^22 or 2^24 entries, the fastest of the three per cell (same "
+        "process, same numpy, same threads, interleaved runs). Median seconds; peak memory by "
+        "tracemalloc, beyond the inputs R and V.",
+        "",
+        table.to_markdown(index=False, colalign=["right"] * 9,
+                          floatfmt=(".0e", "", "", ".4g", ".4g", "", ".0f", ".0f", ".0f")),
+        "",
+        f"Ratio sweep / floor: median {ratios.median():.2f}, max {ratios.max():.2f}; "
+        f"{(ratios <= 1.5).sum()} of {len(ratios)} cells within the 1.5 target.",
         "",
     ]
-    rows = [[f"{r['n']:.0e}", r["q"], r["d"], f"{r['sweep_s']:.4g}", f"{r['floor_s']:.4g}",
-             f"{r['ratio']:.2f}" + ("" if r["ratio"] <= 1.5 else " (miss)"),
-             f"{r['sweep_peak_mib']:.0f}", f"{r['floor_peak_mib']:.0f}", f"{r['input_mib']:.0f}"]
-            for r in payload["sweep"]]
-    lines.append(C.markdown_table(
-        ["n", "q", "d", "sweep s", "floor s", "ratio", "sweep peak MiB", "floor peak MiB",
-         "R+V MiB"], rows))
-    ratios = [r["ratio"] for r in payload["sweep"]]
-    summary = (f"Ratio sweep / floor: median {np.median(ratios):.2f}, max {max(ratios):.2f}; "
-               f"{sum(r <= 1.5 for r in ratios)} of {len(ratios)} cells within the 1.5 target.")
-    lines += ["", summary, ""]
     if payload.get("profile"):
         p = payload["profile"]
-        lines += [f"Profile of one sweep at n={p['n']}, q={p['q']}, d={p['d']} (seconds):", ""]
-        lines.append(C.markdown_table(["part", "seconds"],
-                                      [[k, f"{v:.4f}"] for k, v in p["parts"].items()]))
-        lines.append("")
-    lines += ["## (b) End-to-end fit against StackingClassifier", ""]
-    rows = []
-    for e in payload["end_to_end"]:
-        for label in ("StackingClassifier", "skcfe default", "skcfe recommended"):
-            rows.append([f"{e['dataset']} ({e['n']} rows, {e['n_classes']} classes)", label,
-                         f"{e['base models: cross_val_predict + refit']:.2f}", f"{e[label]:.2f}",
-                         f"{100 * e[label + ' overhead']:+.1f}%"])
-    lines.append(C.markdown_table(
-        ["data set", "model", "base models s", "fit s", "overhead beyond base models"], rows))
-    lines.append("")
+        lines += [f"Profile of one sweep at n={p['n']}, q={p['q']}, d={p['d']} (seconds):", "",
+                  pd.Series(p["parts"], name="seconds").rename_axis("part")
+                  .to_markdown(floatfmt=".4f"), ""]
+    if payload.get("end_to_end"):
+        rows = [{"data set": f"{e['dataset']} ({e['n']} rows, {e['n_classes']} classes)",
+                 "model": label, "base models s": e[BASE], "fit s": e[label],
+                 "overhead beyond base models": f"{100 * e[label + ' overhead']:+.1f}%"}
+                for e in payload["end_to_end"] for label in e if label + " overhead" in e]
+        lines += ["## (b) End-to-end fit against StackingClassifier", "",
+                  pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"), ""]
     return "\n".join(lines)
 
 
 def plot(payload, path):
     """Sweep and floor seconds against n per (q, d), the ratios, and end-to-end fit times."""
-    plt = C._pyplot()
     panels = 3 if payload.get("end_to_end") else 2
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8))
-    cells = sorted({(r["q"], r["d"]) for r in payload["sweep"]})
-    colors = plt.cm.tab10(np.linspace(0, 1, 10))
-    for color, (q, d) in zip(colors, cells):
-        rows = sorted((r for r in payload["sweep"] if (r["q"], r["d"]) == (q, d)), key=lambda r: r["n"])
-        n = [r["n"] for r in rows]
-        axes[0].plot(n, [r["sweep_s"] for r in rows], "o-", color=color, label=f"q={q}, d={d}")
-        axes[0].plot(n, [r["floor_s"] for r in rows], "x--", color=color)
-        axes[1].plot(n, [r["ratio"] for r in rows], "o-", color=color, label=f"q={q}, d={d}")
+    sweep = pd.DataFrame(payload["sweep"]).sort_values("n")
+    for color, ((q, d), rows) in zip(plt.cm.tab10.colors, sweep.groupby(["q", "d"])):
+        axes[0].plot(rows["n"], rows["sweep_s"], "o-", color=color, label=f"q={q}, d={d}")
+        axes[0].plot(rows["n"], rows["floor_s"], "x--", color=color)
+        axes[1].plot(rows["n"], rows["ratio"], "o-", color=color, label=f"q={q}, d={d}")
     axes[0].set(xscale="log", yscale="log", xlabel="n (rows)", ylabel="seconds (median)",
                 title="one ALS sweep (solid) and its floor (dashed)")
-    axes[0].legend(fontsize=7)
     axes[1].axhline(1.5, color="red", lw=1, ls=":", label="target 1.5")
     axes[1].axhline(1.0, color="grey", lw=0.8)
-    axes[1].set(xscale="log", xlabel="n (rows)", ylabel="sweep / floor", title="ratio (lower is better)")
-    axes[1].legend(fontsize=7)
+    axes[1].set(xscale="log", xlabel="n (rows)", ylabel="sweep / floor",
+                title="ratio (lower is better)")
     if panels == 3:
-        labels = ["StackingClassifier", "skcfe default", "skcfe recommended"]
-        data = payload["end_to_end"]
-        width = 0.8 / (len(labels) + 1)
-        x = np.arange(len(data))
-        axes[2].bar(x, [e["base models: cross_val_predict + refit"] for e in data], width,
-                    label="base models alone", color="grey")
-        for j, label in enumerate(labels, start=1):
-            axes[2].bar(x + j * width, [e[label] for e in data], width, label=label)
-        axes[2].set_xticks(x + 0.4 - width / 2)
-        axes[2].set_xticklabels([f"{e['dataset']} ({e['n_classes']} classes)" for e in data])
-        axes[2].set(ylabel="fit seconds (median)", title="end-to-end fit, same estimators and cv")
-        axes[2].legend(fontsize=7)
+        fits = pd.DataFrame(payload["end_to_end"])
+        fits.index = [f"{e['dataset']} ({e['n_classes']} classes)" for e in payload["end_to_end"]]
+        fits[[BASE, *(m for m in fits if m + " overhead" in fits)]].plot.bar(ax=axes[2], rot=0)
+        axes[2].set(xlabel="data set", ylabel="fit seconds (median)",
+                    title="end-to-end fit, same estimators and cv")
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -354,23 +324,23 @@ def main(argv=None):
     sizes = args.sizes or ([1_000, 10_000, 100_000] if args.quick
                            else [1_000, 10_000, 100_000, 1_000_000])
     repeats = args.repeats or (3 if args.quick else 5)
-    log = C.Progress()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     payload = {"machine": C.machine_info(), "threads": args.threads}
     with threadpool_limits(limits=args.threads):
-        payload["sweep"] = sweep_rows(sizes, (10, 50), (4, 8, 20), repeats, log)
+        payload["sweep"] = sweep_rows(sizes, (10, 50), (4, 8, 20), repeats)
         worst = max(payload["sweep"], key=lambda r: r["ratio"])
         if worst["ratio"] > 1.5:
             n = min(worst["n"], 100_000)
             payload["profile"] = {"n": n, "q": worst["q"], "d": worst["d"],
                                   "parts": profile_sweep(n, worst["q"], worst["d"])}
         payload["end_to_end"] = [] if args.skip_end_to_end else [
-            end_to_end(name, 1 if args.quick else 3, log) for name in ("satimage", "digits")
+            end_to_end(name, 1 if args.quick else 3) for name in ("satimage", "digits")
         ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    C.write_json(out / f"speed{suffix}.json", payload)
+    (out / f"speed{suffix}.json").write_text(json.dumps(payload, indent=1))
     report = markdown(payload)
     (out / f"speed{suffix}.md").write_text(report)
     plot(payload, out / f"speed{suffix}.png")

