@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._aggregator import aggregate, raw_to_proba
-from ._confidence import apply_confidence, fit_confidence, label_targets
+from ._confidence import apply_confidence, fit_confidence, label_targets, reads_labels
 from ._posterior import focal_posterior_correction
 from .backends import Problem, Settings, fold_in, get_backend
 
@@ -95,22 +95,33 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
     """
     classes = np.arange(n_classes) if classes is None else classes
     observed = _observed(R)
-    if not observed.all():
+    if observed.all():
+        observed = None  # nothing to mask (and no mask to hold)
+    else:
         R = np.where(observed, R, np.nanmean(R, axis=0))
     class_weight = class_weights(
         y[labeled], weights[labeled], n_classes, balanced=params["use_class_weights"],
         classes=classes,
     )
     n_estimators = R.shape[1] // (1 if n_classes == 2 else n_classes)
-    T = label_targets(y, n_classes, n_estimators) * labeled[:, None]
+    T = label_targets(y, n_classes, n_estimators, labeled)
     C, confidence_state = fit_confidence(
         params["confidence"], R, T, labeled, weights,
         n_classes=n_classes, label_aware_alpha=params["label_aware_alpha"], observed=observed,
     )
+    if observed is not None:
+        C = C * observed
+    # Each (n, q) matrix costs as much as R: the label-free confidence is the
+    # training confidence itself unless the strategy reads labels.
+    C_free = C
+    if reads_labels(confidence_state):
+        C_free = apply_confidence(confidence_state, R)
+        if observed is not None:
+            C_free *= observed
     problem = Problem(
         R=R,
-        C=C * observed,
-        C_free=apply_confidence(confidence_state, R) * observed,
+        C=C,
+        C_free=C_free,
         T=T,
         y=y,
         labeled=labeled,

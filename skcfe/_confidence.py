@@ -23,7 +23,7 @@ CONFIDENCE_STRATEGIES = ("uniform", "certainty", "label_aware", "calibration", "
 _FLOOR = 0.05
 
 
-def label_targets(y, n_classes, n_estimators):
+def label_targets(y, n_classes, n_estimators, labeled=None):
     """One-hot labels laid out like the columns of R.
 
     Parameters
@@ -32,17 +32,31 @@ def label_targets(y, n_classes, n_estimators):
         Encoded labels in ``0 .. n_classes - 1``.
     n_classes : int
     n_estimators : int
+    labeled : ndarray of bool, shape (n_samples,), default=None
+        Rows whose targets are kept; the others are all zero (default: every row).
 
     Returns
     -------
     T : ndarray of shape (n_samples, n_columns)
         ``T[i, u] = 1`` when column ``u`` is the probability of ``y[i]``.
+        Binary problems get a read-only view that repeats one column, so
+        ``T`` costs one value per row however many estimators there are.
     """
     if n_classes == 2:
-        onehot = y[:, None].astype(float)
-    else:
-        onehot = (y[:, None] == np.arange(n_classes)).astype(float)
-    return np.tile(onehot, n_estimators)
+        positive = y if labeled is None else y * labeled
+        return np.broadcast_to(positive[:, None].astype(float), (len(y), n_estimators))
+    onehot = y[:, None] == np.arange(n_classes)
+    if labeled is not None:
+        onehot &= labeled[:, None]
+    return np.tile(onehot.astype(float), n_estimators)
+
+
+def reads_labels(state):
+    """Whether a strategy's training confidence reads the labels.
+
+    Only then does it differ from the label-free confidence of the same rows.
+    """
+    return state["strategy"] == "label_aware"
 
 
 def agreement_with_labels(R, T):

@@ -245,3 +245,53 @@ def test_fold_in_of_any_probabilities_is_finite(R, d):
     X = np.random.default_rng(0).standard_normal((3, d))
     Y = fold_in(R, certainty(R, 2), X, 0.1, 0.5)
     assert Y.shape == (12, d) and np.all(np.isfinite(Y))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("rows_per_block", [1, 7, 64, 1000])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_sweep_in_row_blocks_equals_the_whole_matrix_sweep(n_classes, rows_per_block, n_threads):
+    """Streaming rows (surrogate weights, instance factors, classifier normal
+    equations and the balancing QR by blocks) changes nothing but rounding."""
+    problem = make_problem(n_classes=n_classes, labeled_fraction=0.7)
+    weights = als.SurrogateWeights(problem, 0.5)
+    V, share = als.factor_weights(problem, 0.5)
+    X = als.initial_factors(problem.R, problem.row_weight, 3, np.random.default_rng(0))
+    expected = als.balance(*als.factor_sweep(problem.R, V, share, X, 0.1), share)
+    for V_like in (weights, V):
+        X_blocks = als.balanced_sweep(problem.R, V_like, share, X, 0.1,
+                                      rows_per_block=rows_per_block, n_threads=n_threads)
+        np.testing.assert_allclose(X_blocks, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_surrogate_weights_of_any_rows_are_those_rows_of_the_whole():
+    problem = make_problem(n_classes=3, labeled_fraction=0.6)
+    weights = als.SurrogateWeights(problem, 0.3)
+    V, _ = als.factor_weights(problem, 0.3)
+    np.testing.assert_array_equal(weights[17:90], V[17:90])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("aggregator", ["weighted", "mean"])
+def test_fit_in_row_blocks_equals_the_fit_in_one_block(monkeypatch, n_classes, aggregator):
+    """Blocks of 8 rows (2 threads) against a single block: the same model to 1e-10."""
+    problem = make_problem(n=300, n_classes=n_classes, labeled_fraction=0.7)
+    settings = make_settings(aggregator=aggregator, max_iter=5, tol=0.0)
+    whole = als.fit(problem, settings, np.random.default_rng(0))
+    monkeypatch.setattr(als, "_BLOCK_ENTRIES", 8 * 3 * 3)
+    monkeypatch.setattr(als, "blas_threads", lambda: 2)
+    blocks = als.fit(problem, settings, np.random.default_rng(0))
+    np.testing.assert_allclose(blocks.classifier_factors, whole.classifier_factors, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocks.coef, whole.coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocks.intercept, whole.intercept, rtol=1e-10, atol=1e-12)
+    for key in whole.history:
+        np.testing.assert_allclose(blocks.history[key], whole.history[key], rtol=1e-10)
+
+
+def test_binary_label_targets_are_one_column_repeated():
+    y = np.array([1, 0, 1, 1])
+    labeled = np.array([True, True, False, True])
+    T = label_targets(y, 2, 3, labeled)
+    np.testing.assert_array_equal(T, label_targets(y, 2, 3) * labeled[:, None])
+    assert T.strides[1] == 0 and not T.flags.writeable
+    np.testing.assert_array_equal(label_targets(y, 3, 2, labeled), label_targets(y, 3, 2) * labeled[:, None])

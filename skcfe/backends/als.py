@@ -40,9 +40,24 @@ relative change of 1e-4). After every sweep :func:`balance` jumps there in
 closed form (by a QR and an SVD of small matrices), which leaves the data
 term as it is and can only lower the ridge term, so ``L_fac`` still never
 increases (digits: 3 sweeps).
+
+Memory and threads
+------------------
+A fit streams over blocks of rows (:func:`map_row_blocks`). A sweep solves a
+block's instance factors, adds the block's share to the classifier step's
+normal equations and to the QR that balancing needs, and drops them; the
+surrogate weights are computed per block (:class:`SurrogateWeights`). Beyond
+R and its confidence, a fit holds one array as large as R: the labeled rows'
+aggregator input. The blocks run in as many threads as BLAS may use, each
+with single-threaded BLAS (numpy releases the GIL in the products and
+batched solves that fill a block), and are reduced in block order.
+benchmarks/bench_scale.py measures time and memory up to n = 1e7.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .._aggregator import (
     aggregate,
@@ -50,14 +65,21 @@ from .._aggregator import (
     fit_weighted,
     n_outputs,
     prior_intercept,
+    raw_scores,
     supervised_loss,
 )
 from .._confidence import agreement_with_labels
-from .._objective import combine, reconstruction_loss
+from .._objective import combine
 from ._result import BackendResult, fold_in, ridge_solve
 
 # Newton steps the aggregator takes per sweep while the factors still move.
 _TRACKING_NEWTON_STEPS = 2
+
+# Entries of a row block's widest temporary (1 MiB of float64). Smaller
+# blocks stay in cache and leave less freed memory behind in the threads'
+# malloc arenas: a sweep at n = 1e6, d = 10 took 1.5 CPU seconds in blocks of
+# 2^17 entries and 1.9 in blocks of 2^20, which also left 15 MB more resident.
+_BLOCK_ENTRIES = 1 << 17
 
 
 def initial_factors(R, row_weight, latent_dim, rng):
@@ -82,26 +104,78 @@ def initial_factors(R, row_weight, latent_dim, rng):
     return X
 
 
-def factor_weights(problem, rho):
-    """Per-entry weights of the ALS surrogate for the instance step.
+def block_rows(q, d):
+    """Rows per block: a block's widest temporary (``d * d`` or ``q`` entries a row)
+    holds ``_BLOCK_ENTRIES`` entries (:func:`~skcfe.backends.ridge_solve` then
+    solves the block in one chunk)."""
+    return max(1, _BLOCK_ENTRIES // max(d * d, q))
 
-    Returns ``V`` normalized per row (so a row's weight cancels in its own
-    ridge problem) and ``row_share`` (``w~_i``), which weighs rows against each
-    other in the classifier step.
+
+def blas_threads():
+    """Threads BLAS may use here (after the user's limits and environment variables)."""
+    libraries = ThreadpoolController().select(user_api="blas").info()
+    return max((library["num_threads"] for library in libraries), default=1)
+
+
+def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
+    """``[func(rows) for rows in blocks]`` over consecutive slices of ``rows_per_block`` rows.
+
+    Over more than one block, BLAS is limited to one thread and the blocks
+    run in ``n_threads`` threads. Multi-threaded BLAS on a block's small
+    products costs more CPU than it saves (n = 1e6: 34 CPU seconds for two
+    sweeps against 3 on a loaded 2-core machine). Results come back in block
+    order, so reductions over them do not depend on the scheduling.
     """
-    R, w = problem.R, problem.row_weight
-    q = R.shape[1]
-    row_share = w / w.sum()
-    V = (rho / (q * problem.confidence_scale)) * problem.C
-    if rho < 1.0 and problem.labeled.any():
-        class_weight = np.divide(
-            problem.sample_weight, w, out=np.zeros_like(w), where=(w > 0) & problem.labeled
-        )
-        mean_class_weight = np.dot(row_share, class_weight) / row_share[problem.labeled].sum()
-        # Entries without confidence (missing predictions) get no label weight either.
-        agree = agreement_with_labels(R, problem.T) * (problem.C > 0)
-        V = V + ((1.0 - rho) / (q * mean_class_weight)) * class_weight[:, None] * agree
-    return V, row_share
+    blocks = [slice(start, min(start + rows_per_block, n_rows))
+              for start in range(0, n_rows, rows_per_block)]
+    if len(blocks) == 1:
+        return [func(blocks[0])]
+    with ThreadpoolController().limit(limits=1, user_api="blas"):
+        if n_threads <= 1:
+            return [func(rows) for rows in blocks]
+        with ThreadPoolExecutor(n_threads) as pool:
+            return list(pool.map(func, blocks))
+
+
+class SurrogateWeights:
+    """Per-entry weights ``V`` of the ALS surrogate for the instance step, by rows.
+
+    ``weights[rows]`` computes the rows' weights from R, C and T on demand,
+    so a fit never holds the (n, q) matrix. ``V`` is normalized per row (a
+    row's weight cancels in its own ridge problem); ``row_share`` (``w~_i``)
+    weighs rows against each other in the classifier step.
+    """
+
+    def __init__(self, problem, rho):
+        w = problem.row_weight
+        q = problem.R.shape[1]
+        self.problem = problem
+        self.row_share = w / w.sum()
+        self._confidence_weight = rho / (q * problem.confidence_scale)
+        self._label_weight = None
+        if rho < 1.0 and problem.labeled.any():
+            class_weight = np.divide(
+                problem.sample_weight, w, out=np.zeros_like(w), where=(w > 0) & problem.labeled
+            )
+            labeled_share = self.row_share[problem.labeled].sum()
+            mean_class_weight = np.dot(self.row_share, class_weight) / labeled_share
+            self._label_weight = ((1.0 - rho) / (q * mean_class_weight)) * class_weight
+
+    def __getitem__(self, rows):
+        problem = self.problem
+        C = problem.C[rows]
+        V = self._confidence_weight * C
+        if self._label_weight is not None:
+            # Entries without confidence (missing predictions) get no label weight either.
+            agree = agreement_with_labels(problem.R[rows], problem.T[rows]) * (C > 0)
+            V += self._label_weight[rows, None] * agree
+        return V
+
+
+def factor_weights(problem, rho):
+    """The whole matrix of :class:`SurrogateWeights` and the rows' shares ``w~``."""
+    weights = SurrogateWeights(problem, rho)
+    return weights[:], weights.row_share
 
 
 def factor_sweep(R, V, row_share, X, lambda_reg):
@@ -129,8 +203,12 @@ def balance(Y, X, row_share):
     Only the classifier factors are returned: the next instance step solves
     for ``Y`` exactly, which can only lower ``L_fac`` further.
     """
+    return _balanced(np.linalg.qr(Y * np.sqrt(row_share)[:, None], mode="r"), X)
+
+
+def _balanced(R_Y, X):
+    """:func:`balance` given ``R_Y``, the R factor of ``diag(w~)^1/2 Y``."""
     q, d = X.shape
-    R_Y = np.linalg.qr(Y * np.sqrt(row_share)[:, None], mode="r")
     _, S, Vt = np.linalg.svd(R_Y @ X.T / np.sqrt(q), full_matrices=False)
     # Each singular vector's sign, fixed by its largest entry, so that equal
     # products give equal factors (weighting rows or repeating them).
@@ -142,10 +220,45 @@ def balance(Y, X, row_share):
     return balanced
 
 
-def balanced_sweep(R, V, row_share, X, lambda_reg):
-    """One sweep as :func:`fit` runs it: :func:`factor_sweep`, then :func:`balance`."""
-    Y, X = factor_sweep(R, V, row_share, X, lambda_reg)
-    return balance(Y, X, row_share)
+def balanced_sweep(R, V, row_share, X, lambda_reg, *, rows_per_block=None, n_threads=1):
+    """One sweep as :func:`fit` runs it: :func:`factor_sweep`, then :func:`balance`.
+
+    Streamed over blocks of rows (:func:`map_row_blocks`): each block's
+    instance factors are solved, added into the classifier step's normal
+    equations and reduced to the R factor of the block's rows of
+    ``diag(w~)^1/2 Y``, then dropped. The blocks' R factors, stacked, have
+    the R factor of the whole (a tall-skinny QR), which is all balancing
+    needs. ``V`` is the weight matrix or a :class:`SurrogateWeights`
+    (anything that rows index), so neither ``V`` nor ``Y`` need ever exist
+    for all rows. Equal to ``balance(*factor_sweep(...))`` up to rounding.
+    """
+    q, d = X.shape
+    rows_per_block = rows_per_block or block_rows(q, d)
+
+    def sweep_block(rows):
+        V_b, R_b = V[rows], R[rows]
+        Y = ridge_solve(R_b, V_b, X, lambda_reg)
+        # This block's share of the classifier step's normal equations, as
+        # ridge_solve(R.T, V.T, Y, obs_weight=q * row_share) forms them.
+        Y_w = Y * (q * row_share[rows])[:, None]
+        gram = V_b.T @ (Y_w[:, :, None] * Y[:, None, :]).reshape(-1, d * d)
+        rhs = (V_b * R_b).T @ Y_w
+        return gram, rhs, np.linalg.qr(Y * np.sqrt(row_share[rows])[:, None], mode="r")
+
+    parts = map_row_blocks(sweep_block, len(R), rows_per_block, n_threads)
+    gram = sum(part[0] for part in parts)
+    rhs = sum(part[1] for part in parts)
+    gram[:, :: d + 1] += lambda_reg
+    try:
+        X = np.linalg.solve(gram.reshape(q, d, d), rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(
+            "The classifier step hit a singular linear system: some classifiers have "
+            "too little confidence to determine their latent factors. Increase "
+            "lambda_reg (it must be > 0 to guarantee a unique solution) or lower latent_dim."
+        ) from exc
+    R_Y = parts[0][2] if len(parts) == 1 else np.linalg.qr(np.vstack([p[2] for p in parts]), mode="r")
+    return _balanced(R_Y, X)
 
 
 def factor_objective(R, V, row_share, X, Y, lambda_reg):
@@ -158,51 +271,77 @@ def factor_objective(R, V, row_share, X, Y, lambda_reg):
 
 def fit(problem, settings, rng):
     """Fit the factors and the aggregator by ALS; see the module docstring."""
-    R, labeled = problem.R, problem.labeled
-    y, s = problem.y[labeled], problem.sample_weight[labeled]
+    R, C, labeled, w = problem.R, problem.C, problem.labeled, problem.row_weight
+    # Every row labeled (the usual case): views, not copies of length n.
+    everyone = labeled.all()
+    y, s = (problem.y, problem.sample_weight) if everyone else (
+        problem.y[labeled], problem.sample_weight[labeled])
     lam = settings.lambda_reg
-    V, row_share = factor_weights(problem, settings.rho)
-    X = initial_factors(R, problem.row_weight, settings.latent_dim, rng)
+    n, q = R.shape
+    weights = SurrogateWeights(problem, settings.rho)
+    X = initial_factors(R, w, settings.latent_dim, rng)
+    rows_per_block = block_rows(q, settings.latent_dim)
+    n_threads = blas_threads() if n > rows_per_block else 1
 
     k = n_outputs(problem.n_classes)
-    coef = np.zeros((k, R.shape[1]))
+    coef = np.zeros((k, q))
     if settings.aggregator == "mean":
-        coef[:] = 1.0 / (R.shape[1] // (1 if k == 1 else k))
+        coef[:] = 1.0 / (q // (1 if k == 1 else k))
     intercept = prior_intercept(y, s, problem.n_classes) if settings.aggregator == "weighted" else np.zeros(k)
 
     history = {"objective": [], "reconstruction": [], "supervised": []}
 
     weighted = settings.aggregator == "weighted"
+    confidence_scale = problem.confidence_scale
+    total_confidence = np.dot(w, C.sum(axis=1))
+    # The labeled rows' aggregator input: the features of their fold-in
+    # reconstruction ('weighted'), or the reconstruction itself ('mean').
+    # The one full-size array a fit adds; every sweep overwrites it.
+    Z = np.empty((len(y), q))
+    position = None if everyone else np.cumsum(labeled) - 1
 
     def represent(X):
-        """The labeled rows' fold-in reconstruction, its features and the reconstruction term."""
-        Y = fold_in(R, problem.C_free, X, lam, problem.confidence_scale)
-        R_hat = Y @ X.T
-        F = features(R_hat[labeled], settings.aggregator_input) if weighted else None
-        return R_hat[labeled], F, reconstruction_loss(R, problem.C, Y, X, problem.row_weight, lam)
+        """Fill ``Z`` for ``X``; return the reconstruction term of the objective.
 
-    def train(R_lab, F, coef, intercept, newton_steps):
-        """The aggregator updated on features ``F``, and its supervised term."""
+        By row blocks, the same sums as :func:`~skcfe._objective.reconstruction_loss`.
+        """
+        def represent_block(rows):
+            Y = fold_in(R[rows], problem.C_free[rows], X, lam, confidence_scale)
+            R_hat = Y @ X.T
+            keep = slice(None) if everyone else labeled[rows]
+            into = rows if everyone else position[rows][keep]
+            Z[into] = features(R_hat[keep], settings.aggregator_input) if weighted else R_hat[keep]
+            residual = R[rows] - R_hat
+            return (np.dot(w[rows], np.sum(C[rows] * residual**2, axis=1)),
+                    np.dot(w[rows], np.sum(Y * Y, axis=1)))
+
+        parts = map_row_blocks(represent_block, n, rows_per_block, n_threads)
+        data = sum(part[0] for part in parts)
+        ridge = np.sum(X * X) / q + sum(part[1] for part in parts) / w.sum()
+        return float(data / total_confidence + lam * ridge)
+
+    def train(coef, intercept, newton_steps):
+        """The aggregator updated on ``Z``, and its supervised term."""
         if weighted:
             coef, intercept = fit_weighted(
-                F, y, s, coef, intercept, gamma=settings.focal_gamma,
+                Z, y, s, coef, intercept, gamma=settings.focal_gamma,
                 alpha=settings.aggregator_alpha, newton_steps=newton_steps,
             )
-        raw = aggregate(
-            R_lab, settings.aggregator, coef, intercept, problem.n_classes,
-            settings.aggregator_input,
-        )
+            raw = raw_scores(Z, coef, intercept)
+        else:
+            raw = aggregate(Z, settings.aggregator, coef, intercept, problem.n_classes)
         return coef, intercept, supervised_loss(raw, y, s, settings.focal_gamma)
 
     converged = False
     n_iter = 0
     for n_iter in range(1, settings.max_iter + 1):
-        X = balanced_sweep(R, V, row_share, X, lam)
-        R_lab, F, reconstruction = represent(X)
+        X = balanced_sweep(R, weights, weights.row_share, X, lam,
+                           rows_per_block=rows_per_block, n_threads=n_threads)
+        reconstruction = represent(X)
         # The factors do not depend on the aggregator, which only has to track
         # its moving optimum here (a few Newton steps from the last sweep's
         # weights); it is solved to full precision once the factors settle.
-        coef, intercept, supervised = train(R_lab, F, coef, intercept, _TRACKING_NEWTON_STEPS)
+        coef, intercept, supervised = train(coef, intercept, _TRACKING_NEWTON_STEPS)
         objective = combine(settings.rho, reconstruction, supervised)
         if not np.isfinite(objective):
             raise ValueError(
@@ -223,7 +362,7 @@ def fit(problem, settings, rng):
     if weighted:
         # Full precision on the last sweep's features; the history ends with
         # the exact objective of the returned model.
-        coef, intercept, supervised = train(R_lab, F, coef, intercept, None)
+        coef, intercept, supervised = train(coef, intercept, None)
         history["supervised"][-1] = supervised
         history["objective"][-1] = combine(settings.rho, reconstruction, supervised)
     return BackendResult(
