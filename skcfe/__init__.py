@@ -3,6 +3,7 @@
 from ._base import default_estimators
 from ._classifier import CFEnsembleClassifier
 from ._display import SelectionDisplay
+from ._library import model_library
 from ._losses import focal_loss, focal_loss_gradient
 from ._posterior import focal_posterior_correction
 from ._transformer import CFEnsembleTransformer
@@ -17,5 +18,6 @@ __all__ = [
     "focal_loss",
     "focal_loss_gradient",
     "focal_posterior_correction",
+    "model_library",
     "__version__",
 ]
