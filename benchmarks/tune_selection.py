@@ -16,6 +16,8 @@ Rules compared, all over the same candidate library and inner CV:
   the ensemble's own cross-validated score (its pool weights refitted
   fold by fold on the candidates' out-of-fold predictions);
 - ``cf``: the configured CF aggregator alone;
+- ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
+  predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
 
 for each configuration in ``CONFIGS`` (``use_class_weights`` of the CF
 candidates, repeats of the 5-fold CV), against StackingClassifier's final
@@ -50,6 +52,7 @@ from skcfe._selection import (
     pool_proba,
     select,
     fit_log_linear_pool,
+    greedy_selection,
     super_learner_weights,
 )
 
@@ -104,6 +107,25 @@ def super_learner_score(oof, y, sample_weight, scorer, n_classes, n_splits=5, ra
     return scorer(y, proba, sample_weight)
 
 
+def greedy_super_learner(oof, y, sample_weight, scorer, n_classes):
+    """Counts and calibration pool of greedy ensemble selection over the candidates.
+
+    AutoGluon's weighted ensemble: Caruana's forward selection with
+    replacement over the candidates' out-of-fold probabilities, scored by
+    the selection criterion; the average is then calibrated by a
+    one-feature log-linear pool fitted on the same predictions.
+    """
+    counts = greedy_selection(oof[:, 0], y, sample_weight, scorer)
+    average = np.tensordot(counts / counts.sum(), oof[:, 0], axes=1)
+    F = candidate_features(average[None], n_classes)
+    return counts, fit_log_linear_pool(F, y, sample_weight, n_classes)
+
+
+def greedy_super_learner_proba(counts, pool, probas, n_classes):
+    average = np.tensordot(counts / counts.sum(), probas, axes=1)
+    return pool_proba(candidate_features(average[None], n_classes), *pool, n_classes)
+
+
 def evaluate(name, seed):
     base = base_layer(name, seed)
     R, y, K = base.R_train, base.y_train, base.n_classes
@@ -129,10 +151,13 @@ def evaluate(name, seed):
             wts, b = super_learner_weights(oof, y[fit], w_fit, K)
             ens = pool_proba(candidate_features(val_proba, K), wts, b, K)
             pool_score = super_learner_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
+            counts, gpool = greedy_super_learner(oof, y[fit], w_fit, scorer, K)
+            greedy_sl = greedy_super_learner_proba(counts, gpool, val_proba, K)
             hybrid = ens if pool_score >= results["pooled_test_score"][best] else val_proba[best]
             tag = (" cw" if cw else "") + (f" x{n_repeats}" if n_repeats > 1 else "")
             for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
-                                ("ensemble", ens), ("hybrid", hybrid), ("cf", val_proba[0])):
+                                ("ensemble", ens), ("hybrid", hybrid), ("cf", val_proba[0]),
+                                ("greedy_sl", greedy_sl)):
                 rows.append({"rule": rule + tag, "score": scorer(y[val], proba, w_val)})
     return [{"dataset": name, "split": seed, **row} for row in rows]
 
