@@ -16,10 +16,9 @@ The base layer is cached with joblib.Memory in ``~/.cache/skcfe-benchmarks``.
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
-
-import time
 
 import numpy as np
 import pandas as pd
@@ -35,8 +34,14 @@ from datasets import KEEL_BINARY, KEEL_MULTICLASS
 from datasets import load as load_real
 
 from skcfe import CFEnsembleClassifier, default_estimators
-from skcfe._selection import fit_log_linear_pool, get_scorer, greedy_selection, model_proba
-from skcfe._selection import pool_proba, _log_proba_blocks
+from skcfe._selection import (
+    _log_proba_blocks,
+    fit_log_linear_pool,
+    get_scorer,
+    greedy_selection,
+    model_proba,
+    pool_proba,
+)
 from skcfe.datasets import make_imbalanced_classification
 
 HERE = Path(__file__).resolve().parent

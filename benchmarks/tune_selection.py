@@ -48,11 +48,11 @@ from skcfe import CFEnsembleClassifier
 from skcfe._selection import (
     candidate_features,
     candidate_library,
+    fit_log_linear_pool,
     get_scorer,
+    greedy_selection,
     pool_proba,
     select,
-    fit_log_linear_pool,
-    greedy_selection,
     super_learner_weights,
 )
 

@@ -14,10 +14,10 @@ __all__ = [
     "CFEnsembleClassifier",
     "CFEnsembleTransformer",
     "SelectionDisplay",
+    "__version__",
     "default_estimators",
     "focal_loss",
     "focal_loss_gradient",
     "focal_posterior_correction",
     "model_library",
-    "__version__",
 ]

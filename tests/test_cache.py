@@ -32,7 +32,7 @@ def fits_during(callable_):
 
 def test_combiner_parameters_reuse_the_cached_base_layer(binary_data, tmp_path):
     X, y = binary_data
-    make = lambda **p: CFEnsembleClassifier(estimators(), cv=3, random_state=0,  # noqa: E731
+    make = lambda **p: CFEnsembleClassifier(estimators(), cv=3, random_state=0,
                                             memory=str(tmp_path), **p)
     first = make(focal_gamma=0.0)
     assert fits_during(lambda: first.fit(X, y)) == 4  # 3 folds + the refit

@@ -19,9 +19,9 @@ from skcfe._selection import (
     get_scorer,
     greedy_selection,
     inner_folds,
-    super_learner_weights,
     neg_log_loss,
     select,
+    super_learner_weights,
 )
 
 from .conftest import light_estimators

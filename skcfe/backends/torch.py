@@ -99,7 +99,6 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from .._aggregator import aggregate as np_aggregate
 from .._aggregator import (
     LOGIT_CLIP,
     features,
@@ -108,6 +107,7 @@ from .._aggregator import (
     prior_intercept,
     supervised_loss,
 )
+from .._aggregator import aggregate as np_aggregate
 from .._objective import combine, reconstruction_loss
 from ._result import _WORKSPACE_ENTRIES, BackendResult, fold_in
 from .als import initial_factors
