@@ -195,8 +195,8 @@ def extended_library(extra):
     """``candidate_library`` with CF candidates ``extra`` ([(name, overrides)]) after 'cf'."""
     original = skcfe._classifier.candidate_library
 
-    def extended(names, n_classes, cf_params, seed, scorer):
-        library = original(names, n_classes, cf_params, seed, scorer)
+    def extended(names, n_classes, cf_params, seed, scorer, **kwargs):
+        library = original(names, n_classes, cf_params, seed, scorer, **kwargs)
         have = {name for name, _ in library}
         added = [(name, CFCandidate(cf_params, seed, **overrides)) for name, overrides in extra
                  if name not in have and overrides.get("latent_dim", 0) < len(names)]

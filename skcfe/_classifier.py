@@ -282,7 +282,8 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             return
         scorer = get_scorer(self.scoring, n_classes)
         library = candidate_library(
-            self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer
+            self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer,
+            semi_supervised=not labeled.all(),
         )
         R_complete = None
         if np.isnan(R).any():

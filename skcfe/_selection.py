@@ -12,7 +12,10 @@ costs level-1 fits only. :func:`candidate_library` lists the candidates:
   ``log p_k = sum_j w_j log r_jk + b_k`` with ``w >= 0``;
 - ``greedy``: greedy ensemble selection (Caruana et al. 2004), forward
   selection with replacement scored by the selection's own criterion;
-- ``single:NAME``: each base estimator alone.
+- ``single:NAME``: each base estimator alone;
+- with unlabeled rows (binary): ``factor``, a one-factor model of the base
+  models' logits fitted on every row, labeled or not (a spectral
+  meta-learner), and ``voting``, calibrated soft voting.
 
 Every candidate is fitted with a proper loss; ``greedy`` and the single
 models map their output through a fitted log-linear pool (Platt scaling for
@@ -295,6 +298,41 @@ class AverageCandidate:
         return pool_proba(F, self.weights_, self.intercept_, self.n_classes_)
 
 
+class FactorCandidate:
+    """One-factor model of the base models' logits, fitted on every row, labeled or not.
+
+    Each model's logit is ``mu_j + lambda_j z + noise_j`` with independent
+    noise (scikit-learn's :class:`~sklearn.decomposition.FactorAnalysis`);
+    when the models' errors are independent given the class, ``z`` carries
+    the class and its posterior mean weights model ``j`` by
+    ``lambda_j / psi_j``, the spectral meta-learner's idea (Parisi et al.
+    2014). The unlabeled rows estimate the loadings and noise variances; the
+    labeled rows only orient and calibrate the score (a one-feature
+    log-linear pool), so with few labels it has two parameters to learn.
+    Binary problems only.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _score(self, R):
+        return self.factor_.transform(_log_proba_blocks(R, 2)) * self.sign_
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        from sklearn.decomposition import FactorAnalysis
+
+        self.factor_ = FactorAnalysis(1, random_state=self.seed).fit(_log_proba_blocks(R, 2))
+        # oriented without labels: base models better than chance load positively
+        self.sign_ = 1.0 if self.factor_.components_.sum() >= 0 else -1.0
+        self.weights_, self.intercept_ = fit_log_linear_pool(
+            self._score(R[labeled]), y[labeled], weights[labeled], 2
+        )
+        return self
+
+    def predict_proba(self, R):
+        return pool_proba(self._score(R), self.weights_, self.intercept_, 2)
+
+
 def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
     """Counts of greedy ensemble selection with replacement (Caruana et al. 2004).
 
@@ -327,8 +365,14 @@ def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
     return best_counts
 
 
-def candidate_library(names, n_classes, cf_params, seed, scorer):
-    """The documented candidate library: ``[(name, candidate), ...]``, ``cf`` first."""
+def candidate_library(names, n_classes, cf_params, seed, scorer, semi_supervised=False):
+    """The documented candidate library: ``[(name, candidate), ...]``, ``cf`` first.
+
+    ``semi_supervised`` (some rows unlabeled) adds, for binary problems
+    (where they were measured), two candidates that stay robust with few labels: ``factor``
+    (:class:`FactorCandidate`, which reads the unlabeled rows) and ``voting``
+    (the calibrated mean of the base models' probabilities).
+    """
     library = [("cf", CFCandidate(cf_params, seed))]
     if cf_params["latent_dim"] != n_classes:
         library.append((f"cf(latent_dim={n_classes})",
@@ -340,6 +384,9 @@ def candidate_library(names, n_classes, cf_params, seed, scorer):
     ]
     library += [(f"single:{name}", AverageCandidate(counts=np.eye(len(names))[j]))
                 for j, name in enumerate(names)]
+    if semi_supervised and n_classes == 2:
+        library += [("factor", FactorCandidate(seed)),
+                    ("voting", AverageCandidate(counts=np.ones(len(names))))]
     return library
 
 

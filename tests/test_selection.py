@@ -7,13 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, logit, softmax
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, log_loss
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from skcfe import CFEnsembleClassifier, SelectionDisplay
 from skcfe._selection import (
     PoolCandidate,
     average_precision,
+    FactorCandidate,
     candidate_library,
     fit_log_linear_pool,
     get_scorer,
@@ -208,6 +209,51 @@ def test_candidate_library_lists_every_documented_candidate():
     params["latent_dim"] = 3
     names = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss)]
     assert "cf(latent_dim=3)" not in names
+    semi = [n for n, _ in candidate_library(["a", "b"], 2, CFEnsembleClassifier().get_params(),
+                                            0, average_precision, semi_supervised=True)]
+    assert semi[-2:] == ["factor", "voting"]
+    # both were measured on binary problems only: K classes keep the supervised library
+    semi_k = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss,
+                                              semi_supervised=True)]
+    assert semi_k == names
+
+
+def _factor_problem(n_unlabeled, seed=0):
+    """Five noisy copies of a latent class score; few labeled rows, many unlabeled."""
+    rng = np.random.RandomState(seed)
+    n = 60 + n_unlabeled
+    y = (rng.rand(n) < 0.3).astype(int)
+    noise = np.array([0.5, 0.7, 1.0, 2.0, 4.0])
+    logits = (2 * y - 1)[:, None] * 1.5 + rng.randn(n, 5) * noise
+    R = 1 / (1 + np.exp(-logits))
+    labeled = np.zeros(n, dtype=bool)
+    labeled[:60] = True
+    return R, y, labeled
+
+
+def test_factor_candidate_weights_models_by_their_noise_and_reads_unlabeled_rows():
+    R, y, labeled = _factor_problem(2000)
+    candidate = FactorCandidate(0).fit(R, y, labeled, np.ones(len(y)), 2)
+    # posterior-mean weights lambda_j / psi_j: the least noisy model weighs most
+    weights = candidate.factor_.components_[0] / candidate.factor_.noise_variance_
+    assert np.all(np.diff(weights * candidate.sign_) < 0)
+    proba = candidate.predict_proba(R)
+    assert proba.shape == (len(y), 2) and np.allclose(proba.sum(axis=1), 1)
+    assert roc_auc_score(y, proba[:, 1]) > 0.9
+    # the loadings come from every row: dropping the unlabeled ones changes them
+    labeled_only = FactorCandidate(0).fit(R[labeled], y[labeled], labeled[labeled],
+                                          np.ones(60), 2)
+    assert not np.allclose(labeled_only.factor_.components_, candidate.factor_.components_)
+
+
+def test_unlabeled_rows_reach_the_selection_through_the_factor_candidate():
+    R, y, labeled = _factor_problem(600)
+    y_marked = np.where(labeled, y, -1)
+    clf = CFEnsembleClassifier("precomputed", unlabeled_label=-1, random_state=0).fit(R, y_marked)
+    assert {"factor", "voting"} <= set(clf.selection_results_["candidate"])
+    # without unlabeled rows the library is the fully supervised one
+    full = CFEnsembleClassifier("precomputed", random_state=0).fit(R[labeled], y[labeled])
+    assert "factor" not in full.selection_results_["candidate"]
 
 
 # Predictions of CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)
