@@ -231,19 +231,16 @@ def verdict(binary, multi):
     return out
 
 
-def plot(frame, path):
-    """Paired PR-AUC difference against each rival, mean with 2 SE bars, per data set."""
+def plot_paired(frame, path, xlabel, ylabel=None):
+    """Paired PR-AUC difference against each rival per ``dataset`` row label, mean with 2 SE bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    binary = frame[frame.dataset.isin(BINARY)]
-    if binary.empty:
-        return
-    table = paired(binary, "pr_auc")
+    table = paired(frame, "pr_auc")
     rivals = list(dict.fromkeys(table.rival))
-    datasets = list(dict.fromkeys(binary.dataset))
+    datasets = list(dict.fromkeys(frame.dataset))
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(datasets) * 1.2 + 1.5))
     for k, rival in enumerate(rivals):
         part = table[table.rival == rival].set_index("dataset").loc[datasets]
@@ -251,11 +248,20 @@ def plot(frame, path):
         ax.errorbar(part["mean"], y, xerr=2 * part["se"], fmt="o", ms=3, label=rival)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(np.arange(len(datasets)), datasets)
-    ax.set_xlabel("PR-AUC: skcfe default minus rival (mean, 2 SE)")
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot(frame, path):
+    """The binary data sets' paired PR-AUC differences (:func:`plot_paired`)."""
+    binary = frame[frame.dataset.isin(BINARY)]
+    if not binary.empty:
+        plot_paired(binary, path, "PR-AUC: skcfe default minus rival (mean, 2 SE)")
 
 
 TIMING = ("ada", "satimage", "page-blocks0", "vehicle", "digits")

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
-from bench_combiners import BINARY, RIVALS, TEST_SIZE, cell, load_dataset, paired
+from bench_combiners import BINARY, RIVALS, TEST_SIZE, cell, load_dataset, paired, plot_paired
 
 from skcfe import CFEnsembleClassifier, default_estimators
 
@@ -148,31 +148,6 @@ def report(frame, skipped):
     return "\n".join(lines)
 
 
-def plot(frame, path):
-    """Paired PR-AUC difference against each rival per cell, mean with 2 SE bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = paired(frame, "pr_auc")
-    cells = list(dict.fromkeys(frame.dataset))
-    rivals = list(dict.fromkeys(table.rival))
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(cells) + 1.5))
-    for k, rival in enumerate(rivals):
-        part = table[table.rival == rival].set_index("dataset").loc[cells]
-        y = np.arange(len(cells)) + (k - len(rivals) / 2) * 0.08
-        ax.errorbar(part["mean"], y, xerr=2 * part["se"], fmt="o", ms=3, label=rival)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(np.arange(len(cells)), cells)
-    ax.set_xlabel("PR-AUC: skcfe default (with unlabeled rows) minus rival (mean, 2 SE)")
-    ax.set_ylabel("data set, labeled fraction")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -201,7 +176,9 @@ def main(argv=None):
     stem = HERE / "results" / (args.out or ("few_labels_quick" if args.quick else "few_labels"))
     frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
     stem.with_suffix(".md").write_text(report(frame, skipped))
-    plot(frame, stem.with_suffix(".png"))
+    plot_paired(frame, stem.with_suffix(".png"),
+                "PR-AUC: skcfe default (with unlabeled rows) minus rival (mean, 2 SE)",
+                "data set, labeled fraction")
     print(stem.with_suffix(".md").read_text())
 
 

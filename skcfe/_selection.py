@@ -315,22 +315,24 @@ class FactorCandidate:
     def __init__(self, seed=None):
         self.seed = seed
 
-    def _score(self, R):
-        return self.factor_.transform(_log_proba_blocks(R, 2)) * self.sign_
+    def _score(self, F):
+        """(n, 1) oriented factor score of logit features ``F``."""
+        return self.factor_.transform(F) * self.sign_
 
     def fit(self, R, y, labeled, weights, n_classes):
         from sklearn.decomposition import FactorAnalysis
 
-        self.factor_ = FactorAnalysis(1, random_state=self.seed).fit(_log_proba_blocks(R, 2))
+        F = _log_proba_blocks(R, 2)
+        self.factor_ = FactorAnalysis(1, random_state=self.seed).fit(F)
         # oriented without labels: base models better than chance load positively
         self.sign_ = 1.0 if self.factor_.components_.sum() >= 0 else -1.0
         self.weights_, self.intercept_ = fit_log_linear_pool(
-            self._score(R[labeled]), y[labeled], weights[labeled], 2
+            self._score(F[labeled]), y[labeled], weights[labeled], 2
         )
         return self
 
     def predict_proba(self, R):
-        return pool_proba(self._score(R), self.weights_, self.intercept_, 2)
+        return pool_proba(self._score(_log_proba_blocks(R, 2)), self.weights_, self.intercept_, 2)
 
 
 def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
