@@ -281,12 +281,13 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         if n_splits < 2:
             return
         scorer = get_scorer(self.scoring, n_classes)
+        missing = bool(np.isnan(R).any())
         library = candidate_library(
             self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer,
-            semi_supervised=not labeled.all(),
+            semi_supervised=not labeled.all(), missing=missing,
         )
         R_complete = None
-        if np.isnan(R).any():
+        if missing:
             self._completion = self._fit_completion(R, problem)
             R_complete = cf_complete(self._completion, R)
         results, oof = select(

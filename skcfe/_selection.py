@@ -15,7 +15,11 @@ costs level-1 fits only. :func:`candidate_library` lists the candidates:
 - ``single:NAME``: each base estimator alone;
 - with unlabeled rows (binary): ``factor``, a one-factor model of the base
   models' logits fitted on every row, labeled or not (a spectral
-  meta-learner), and ``voting``, calibrated soft voting.
+  meta-learner), and ``voting``, calibrated soft voting;
+- with missing predictions: ``missing_indicators``, logistic regression on
+  the mean-imputed logits plus one indicator per base model of its
+  prediction being missing: where models abstain not at random, that a
+  prediction is missing is itself information, which a completion discards.
 
 Every candidate is fitted with a proper loss; ``greedy`` and the single
 models map their output through a fitted log-linear pool (Platt scaling for
@@ -335,6 +339,49 @@ class FactorCandidate:
         return pool_proba(self._score(_log_proba_blocks(R, 2)), self.weights_, self.intercept_, 2)
 
 
+class IndicatorCandidate:
+    """Logistic regression on mean-imputed logits plus missingness indicators.
+
+    The features are the base models' logits (log-probabilities for K
+    classes), each missing one replaced by its column's mean over the
+    training rows, and one 0/1 column per base model that is 1 where that
+    model's prediction is missing (scikit-learn's
+    ``SimpleImputer(add_indicator=True)``, one indicator per model rather
+    than per column). LogisticRegression() as StackingClassifier's final
+    estimator. It reads the missing entries itself: ``handles_missing``.
+    """
+
+    handles_missing = True
+
+    def _features(self, R):
+        F = _log_proba_blocks(R, self.n_classes_).reshape(len(R), -1)
+        missing = np.isnan(F)
+        filled = np.where(missing, self.means_, F)
+        per_model = missing.reshape(len(R), self.n_models_, -1).any(axis=2)
+        return np.hstack([filled, per_model.astype(float)])
+
+    def fit(self, R, y, labeled, weights, n_classes):
+        from sklearn.linear_model import LogisticRegression
+
+        self.n_classes_ = n_classes
+        self.n_models_ = R.shape[1] // (1 if n_classes == 2 else n_classes)
+        F = _log_proba_blocks(R, n_classes).reshape(len(R), -1)
+        seen = ~np.isnan(F)
+        counts = seen.sum(axis=0)
+        # a column with no prediction on these rows is imputed by 0 (p = 1/2, or 1/K)
+        self.means_ = np.divide(np.where(seen, F, 0.0).sum(axis=0), counts,
+                                out=np.zeros(F.shape[1]), where=counts > 0)
+        self.model_ = LogisticRegression(max_iter=1000).fit(
+            self._features(R[labeled]), y[labeled], sample_weight=weights[labeled]
+        )
+        return self
+
+    def predict_proba(self, R):
+        proba = np.zeros((len(R), self.n_classes_))
+        proba[:, self.model_.classes_] = self.model_.predict_proba(self._features(R))
+        return proba
+
+
 def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
     """Counts of greedy ensemble selection with replacement (Caruana et al. 2004).
 
@@ -367,13 +414,16 @@ def greedy_selection(probas, y, sample_weight, scorer, n_steps=_GREEDY_STEPS):
     return best_counts
 
 
-def candidate_library(names, n_classes, cf_params, seed, scorer, semi_supervised=False):
+def candidate_library(names, n_classes, cf_params, seed, scorer, semi_supervised=False,
+                      missing=False):
     """The documented candidate library: ``[(name, candidate), ...]``, ``cf`` first.
 
     ``semi_supervised`` (some rows unlabeled) adds, for binary problems
     (where they were measured), two candidates that stay robust with few labels: ``factor``
     (:class:`FactorCandidate`, which reads the unlabeled rows) and ``voting``
-    (the calibrated mean of the base models' probabilities).
+    (the calibrated mean of the base models' probabilities). ``missing``
+    (the matrix has missing predictions) adds ``missing_indicators``
+    (:class:`IndicatorCandidate`).
     """
     library = [("cf", CFCandidate(cf_params, seed))]
     if cf_params["latent_dim"] != n_classes:
@@ -389,6 +439,8 @@ def candidate_library(names, n_classes, cf_params, seed, scorer, semi_supervised
     if semi_supervised and n_classes == 2:
         library += [("factor", FactorCandidate(seed)),
                     ("voting", AverageCandidate(counts=np.ones(len(names))))]
+    if missing:
+        library.append(("missing_indicators", IndicatorCandidate()))
     return library
 
 

@@ -15,6 +15,7 @@ from skcfe._selection import (
     PoolCandidate,
     average_precision,
     FactorCandidate,
+    IndicatorCandidate,
     candidate_library,
     fit_log_linear_pool,
     get_scorer,
@@ -216,6 +217,77 @@ def test_candidate_library_lists_every_documented_candidate():
     semi_k = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss,
                                               semi_supervised=True)]
     assert semi_k == names
+    missing = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss, missing=True)]
+    assert missing == [*names, "missing_indicators"]
+
+
+def _abstaining_problem(n=600, seed=0):
+    """Three binary base models; model 0 abstains on most positives (missing not at random).
+
+    Where model 0 has a prediction it is pure noise, so only the fact that it
+    is missing carries its information about the class.
+    """
+    rng = np.random.RandomState(seed)
+    y = (rng.rand(n) < 0.2).astype(int)
+    R = expit((2 * y - 1)[:, None] * 0.4 + rng.randn(n, 3) * 1.5)
+    R[:, 0] = rng.rand(n)
+    R[(y == 1) & (rng.rand(n) < 0.8), 0] = np.nan
+    R[(y == 0) & (rng.rand(n) < 0.1), 0] = np.nan
+    return R, y
+
+
+def test_indicator_candidate_reads_missingness_as_information():
+    R, y = _abstaining_problem()
+    train, test = np.arange(400), np.arange(400, 600)
+    ones = np.ones(len(y))
+    labeled = np.ones(len(y), dtype=bool)
+    indicator = IndicatorCandidate().fit(R[train], y[train], labeled[train], ones[train], 2)
+    proba = indicator.predict_proba(R[test])
+    assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(axis=1), 1.0)
+    # the indicator of model 0 gets a large positive weight; its value column does not
+    coef = indicator.model_.coef_[0]
+    assert coef.shape == (3 + 3,)
+    assert coef[3] > 1.0 and abs(coef[0]) < coef[3] / 4
+    # the same LR on mean-imputed logits alone (what a completion keeps) ranks far worse
+    without = LogisticRegression().fit(np.nan_to_num(logit(R[train]), nan=0.0), y[train])
+    ap_without = average_precision_score(
+        y[test], without.predict_proba(np.nan_to_num(logit(R[test]), nan=0.0))[:, 1])
+    ap_with = average_precision_score(y[test], proba[:, 1])
+    assert ap_with > ap_without + 0.1
+
+
+def test_indicator_candidate_one_indicator_per_model_for_k_classes():
+    rng = np.random.RandomState(0)
+    n, m, K = 90, 2, 3
+    y = np.arange(n) % K
+    R = softmax(rng.randn(n, m, K), axis=2).reshape(n, m * K)
+    R[:10, :K] = np.nan  # model 0 missing on ten rows, every class column of it
+    ones, labeled = np.ones(n), np.ones(n, dtype=bool)
+    candidate = IndicatorCandidate().fit(R, y, labeled, ones, K)
+    assert candidate.model_.coef_.shape == (K, m * K + m)
+    features = candidate._features(R)
+    assert np.array_equal(features[:, -m:], np.column_stack([np.arange(n) < 10, np.zeros(n)]))
+    assert np.all(np.isfinite(candidate.predict_proba(R)))
+
+
+def test_missing_indicators_reach_the_classifier_choice():
+    R, y = _abstaining_problem()
+    clf = CFEnsembleClassifier("precomputed", random_state=0).fit(R[:400], y[:400])
+    results = clf.selection_results_
+    scores = dict(zip(results["candidate"], results["pooled_test_score"]))
+    # scored like every candidate, and the best of them on this problem
+    assert scores["missing_indicators"] == max(scores.values())
+    assert results["weight"][results["candidate"].index("missing_indicators")] > 0
+    proba = clf.predict_proba(R[400:])
+    assert np.all(np.isfinite(proba))
+    forced = CFEnsembleClassifier("precomputed", combiner="cf", random_state=0).fit(
+        R[:400], y[:400])
+    assert (average_precision_score(y[400:], proba[:, 1])
+            > average_precision_score(y[400:], forced.predict_proba(R[400:])[:, 1]) + 0.05)
+    # fitted on a complete matrix, the library has no such candidate
+    complete = CFEnsembleClassifier("precomputed", random_state=0).fit(
+        np.nan_to_num(R[:400], nan=0.5), y[:400])
+    assert "missing_indicators" not in complete.selection_results_["candidate"]
 
 
 def _factor_problem(n_unlabeled, seed=0):
