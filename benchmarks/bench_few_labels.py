@@ -15,7 +15,10 @@ every labeled row. Every combiner sees that same matrix:
 * ``skcfe labeled only``: ``CFEnsembleClassifier('precomputed')`` on the
   labeled rows;
 * ``skcfe default``: the same given the unlabeled rows too, marked -1
-  (``unlabeled_label=-1``), and ``skcfe cf`` with ``combiner='cf'``.
+  (``unlabeled_label=-1``), and ``skcfe cf`` with ``combiner='cf'``;
+* ``skcfe without factor, voting``: the default given the unlabeled rows,
+  its library without the two candidates it adds for them (an ablation:
+  what those candidates buy).
 
 A cell (data set, fraction) needs at least 5 labeled positives in every
 split (one per fold of the base layer); cells with fewer are skipped and
@@ -26,6 +29,8 @@ Run::
 
     python benchmarks/bench_few_labels.py             # 20 splits, every binary set
     python benchmarks/bench_few_labels.py --quick     # 5 splits, a few sets, 10%
+    python benchmarks/bench_few_labels.py --first-split 20 --splits 10 --out few_labels_fresh
+                                                      # splits no design decision saw
 
 Writes ``results/few_labels.{csv,md,png}``; the base layer is cached with
 joblib.Memory in ``~/.cache/skcfe-benchmarks/few_labels``.
@@ -35,6 +40,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -48,6 +54,7 @@ import _common as C
 from bench_combiners import BINARY, RIVALS, TEST_SIZE, cell, load_dataset, paired, plot_paired
 
 from skcfe import CFEnsembleClassifier, default_estimators
+from skcfe._selection import candidate_library
 
 HERE = Path(__file__).resolve().parent
 FRACTIONS = (0.05, 0.1, 0.2)
@@ -93,6 +100,13 @@ def skcfe(base, R_unlabeled, seed, **params):
     return clf.predict_proba(base.R_test), clf.combiner_
 
 
+def supervised_library(*args, **kwargs):
+    """``candidate_library`` without the candidates it adds for unlabeled rows."""
+    return [(name, candidate) for name, candidate in
+            candidate_library(*args, **kwargs)
+            if name not in ("factor", "voting")]
+
+
 def evaluate(name, seed, fraction):
     """Every combiner's test scores on one split and fraction (one row each); [] if skipped."""
     layer = base_layer(name, seed, fraction)
@@ -114,6 +128,8 @@ def evaluate(name, seed, fraction):
         record("skcfe default", proba, chosen=chosen)
         record("skcfe labeled only", skcfe(base, None, seed)[0])
         record("skcfe cf", skcfe(base, R_unlabeled, seed, combiner="cf")[0])
+        with mock.patch("skcfe._classifier.candidate_library", supervised_library):
+            record("skcfe without factor, voting", skcfe(base, R_unlabeled, seed)[0])
     return rows
 
 
@@ -152,6 +168,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--splits", type=int, default=None)
+    parser.add_argument("--first-split", type=int, default=0,
+                        help="seed of the first split (later ones: fresh splits)")
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--fractions", nargs="*", type=float, default=None)
     parser.add_argument("--n-jobs", type=int, default=2)
@@ -160,7 +178,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = args.datasets or (QUICK if args.quick else BINARY)
     fractions = args.fractions or ((0.1,) if args.quick else FRACTIONS)
-    seeds = range(args.splits or (5 if args.quick else 20))
+    n_splits = args.splits or (5 if args.quick else 20)
+    seeds = range(args.first_split, args.first_split + n_splits)
     tasks = [(n, s, f) for n in names for f in fractions for s in seeds]
     if args.base_only:
         Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(base_layer)(*t) for t in tasks)
