@@ -15,6 +15,9 @@ matrix. Paired over splits.
 Run::
 
     python benchmarks/bench_missing.py [--splits 20]
+    python benchmarks/bench_missing.py --report   # table and plot from the saved CSV
+
+Writes ``results/missing.{csv,md,png}``.
 """
 
 import argparse
@@ -36,7 +39,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
-from bench_combiners import HERE, base_layer, paired
+from bench_combiners import HERE, base_layer, paired, plot_paired
 from datasets import KEEL_BINARY
 
 from skcfe import CFEnsembleClassifier
@@ -115,20 +118,11 @@ def evaluate(name, seed, pattern):
              "pr_auc": average_precision_score(base.y_test, p)} for model, p in scores.items()]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--splits", type=int, default=20)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--datasets", nargs="*", default=None)
-    args = parser.parse_args(argv)
-    tasks = [(n, s, p) for n in args.datasets or DATASETS for s in range(args.splits)
-             for p in PATTERNS]
-    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(*t) for t in tasks)
-    frame = pd.DataFrame([r for task in rows for r in task])
-    frame.to_csv(HERE / "results" / "missing.csv", index=False, float_format="%.6g")
+def report(frame):
+    """The markdown report: paired tables per pattern and the verdict."""
     lines = [f"# Missing predictions ({C.machine_line(C.machine_info())})", "",
-             "PR-AUC of skcfe default minus each rival, paired over splits: mean (SE) "
-             "[splits where skcfe is at least as good].", ""]
+             ("PR-AUC of skcfe default minus each rival, paired over splits: mean (SE) "
+              "[splits where skcfe is at least as good]."), ""]
     verdict = []
     for pattern in PATTERNS:
         part = frame[frame.pattern == pattern].drop(columns="pattern")
@@ -142,8 +136,34 @@ def main(argv=None):
                         "better > 2 SE": int((rivals.z > 2).sum()),
                         "worse > 2 SE": int((rivals.z < -2).sum())})
     lines += ["## Verdict", "", pd.DataFrame(verdict).to_markdown(index=False), ""]
-    (HERE / "results" / "missing.md").write_text("\n".join(lines))
-    print("\n".join(lines[-6:]))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--splits", type=int, default=20)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--report", action="store_true",
+                        help="rewrite the table and plot from the saved CSV")
+    args = parser.parse_args(argv)
+    stem = HERE / "results" / "missing"
+    if args.report:
+        frame = pd.read_csv(stem.with_suffix(".csv"))
+    else:
+        tasks = [(n, s, p) for n in args.datasets or DATASETS for s in range(args.splits)
+                 for p in PATTERNS]
+        rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(*t) for t in tasks)
+        frame = pd.DataFrame([r for task in rows for r in task])
+        frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
+    text = report(frame)
+    stem.with_suffix(".md").write_text(text)
+    # one row per (data set, pattern); the full-matrix reference is not a rival
+    rivals = frame[frame.model != "LR, nothing missing"]
+    plot_paired(rivals.assign(dataset=rivals.dataset + ", " + rivals.pattern),
+                stem.with_suffix(".png"), "PR-AUC: skcfe default minus rival (mean, 2 SE)",
+                "data set, missing pattern")
+    print("\n".join(text.splitlines()[-8:]))
 
 
 if __name__ == "__main__":
