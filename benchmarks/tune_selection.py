@@ -18,6 +18,10 @@ Rules compared, all over the same candidate library and inner CV:
 - ``cf``: the configured CF aggregator alone;
 - ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
   predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
+- ``ensemble, all singles`` / ``ensemble, top 10 singles``: the ensemble
+  with every single base model in the pool, or the 10 best (the ensemble
+  itself keeps the 5 best: ``skcfe._selection.pool_members``); they differ
+  only with more than 5 base models (``--many``);
 
 for each configuration in ``CONFIGS`` (``use_class_weights`` of the CF
 candidates, repeats of the 5-fold CV), against StackingClassifier's final
@@ -26,6 +30,8 @@ estimator on the same rows.
 Run::
 
     python benchmarks/tune_selection.py [--splits 10]
+    python benchmarks/tune_selection.py --many --out tune_pool_singles.md
+        # bench_many_models' 20- and 60-model base layers (its five data sets)
 """
 
 import argparse
@@ -51,6 +57,7 @@ from skcfe._selection import (
     fit_log_linear_pool,
     get_scorer,
     greedy_selection,
+    pool_members,
     pool_proba,
     select,
     super_learner_weights,
@@ -126,8 +133,16 @@ def greedy_super_learner_proba(counts, pool, probas, n_classes):
     return pool_proba(candidate_features(average[None], n_classes), *pool, n_classes)
 
 
-def evaluate(name, seed):
-    base = base_layer(name, seed)
+def evaluate(name, seed, m=None):
+    """Every rule's validation score on one split; ``m``: the first ``m`` models of
+    bench_many_models' 60-model base layer instead of bench_combiners' five."""
+    if m is None:
+        base = base_layer(name, seed)
+    else:
+        import bench_many_models as MM
+
+        base = MM.first_models(MM.base_layer(name, seed), m)
+        name = f"{name} m={m}"
     R, y, K = base.R_train, base.y_train, base.n_classes
     fit, val = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=seed)
     scorer = get_scorer(None, K)
@@ -148,15 +163,21 @@ def evaluate(name, seed):
                                   for _, c in library])
             best = int(np.argmax(results["pooled_test_score"]))
             anchored = anchored_choice(oof, y[fit], w_fit, scorer, random_state=seed)
-            wts, b = super_learner_weights(oof, y[fit], w_fit, K)
-            ens = pool_proba(candidate_features(val_proba, K), wts, b, K)
+            pooled = {}
+            for rule, max_singles in (("ensemble", None), ("ensemble, all singles", len(library)),
+                                      ("ensemble, top 10 singles", 10)):
+                kw = {} if max_singles is None else {"max_singles": max_singles}
+                keep = pool_members(results["candidate"], results["pooled_test_score"], **kw)
+                wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K)
+                pooled[rule] = pool_proba(candidate_features(val_proba[keep], K), wts, b, K)
+            ens = pooled["ensemble"]
             pool_score = super_learner_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
             counts, gpool = greedy_super_learner(oof, y[fit], w_fit, scorer, K)
             greedy_sl = greedy_super_learner_proba(counts, gpool, val_proba, K)
             hybrid = ens if pool_score >= results["pooled_test_score"][best] else val_proba[best]
             tag = (" cw" if cw else "") + (f" x{n_repeats}" if n_repeats > 1 else "")
             for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
-                                ("ensemble", ens), ("hybrid", hybrid), ("cf", val_proba[0]),
+                                *pooled.items(), ("hybrid", hybrid), ("cf", val_proba[0]),
                                 ("greedy_sl", greedy_sl)):
                 rows.append({"rule": rule + tag, "score": scorer(y[val], proba, w_val)})
     return [{"dataset": name, "split": seed, **row} for row in rows]
@@ -168,10 +189,18 @@ def main(argv=None):
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--out", default="tune_selection.md")
+    parser.add_argument("--many", action="store_true",
+                        help="bench_many_models' base layers, m = 20 and 60")
     args = parser.parse_args(argv)
-    names = args.datasets or BINARY + MULTICLASS
-    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(
-        delayed(evaluate)(n, s) for n in names for s in range(args.splits))
+    if args.many:
+        from bench_many_models import DATASETS
+
+        tasks = [(n, s, m) for n in args.datasets or DATASETS for m in (20, 60)
+                 for s in range(args.splits)]
+    else:
+        tasks = [(n, s, None) for n in args.datasets or BINARY + MULTICLASS
+                 for s in range(args.splits)]
+    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(*t) for t in tasks)
     frame = pd.DataFrame([r for split in rows for r in split])
     frame["model"] = frame["rule"]
     wide = frame.pivot_table(index=["dataset", "split"], columns="model", values="score")

@@ -13,6 +13,7 @@ from ._selection import (
     SuperLearner,
     candidate_library,
     get_scorer,
+    pool_members,
     select,
     super_learner_weights,
 )
@@ -300,7 +301,10 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         pool = None
         if self.combiner == "auto":
             lab = np.flatnonzero(labeled)
-            pool, intercept = super_learner_weights(oof, y[lab], weights[lab], n_classes)
+            entered = pool_members(results["candidate"], results["pooled_test_score"])
+            pool = np.zeros(len(library))
+            pool[entered], intercept = super_learner_weights(oof[entered], y[lab], weights[lab],
+                                                             n_classes)
             results["weight"] = pool
         def refit(candidate):
             if getattr(candidate, "handles_missing", False) or R_complete is None:

@@ -12,16 +12,17 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from skcfe import CFEnsembleClassifier, SelectionDisplay
 from skcfe._selection import (
-    PoolCandidate,
-    average_precision,
     FactorCandidate,
     IndicatorCandidate,
+    PoolCandidate,
+    average_precision,
     candidate_library,
     fit_log_linear_pool,
     get_scorer,
     greedy_selection,
     inner_folds,
     neg_log_loss,
+    pool_members,
     select,
     super_learner_weights,
 )
@@ -417,6 +418,34 @@ def test_super_learner_weights_favour_the_informative_candidate():
     assert weights[0] < 0.05 * weights[1]
 
 
+def test_pool_members_screen_single_models_only():
+    names = ["cf", "stacking", "single:a", "single:b", "single:c", "greedy", "single:d"]
+    scores = np.array([0.1, 0.2, 0.5, 0.9, 0.5, 0.0, 0.7])
+    np.testing.assert_array_equal(pool_members(names, scores, max_singles=2), [0, 1, 3, 5, 6])
+    # ties keep library order; every non-single candidate stays whatever its score
+    np.testing.assert_array_equal(pool_members(names, scores, max_singles=3), [0, 1, 2, 3, 5, 6])
+    np.testing.assert_array_equal(pool_members(names, scores), np.arange(len(names)))
+
+
+def test_many_base_models_enter_the_pool_by_score():
+    """Twelve base models: only the five best-scoring single models can get a pool weight."""
+    rng = np.random.RandomState(0)
+    n = 600
+    y = (rng.rand(n) < 0.25).astype(int)
+    signal = np.linspace(0.2, 2.0, 12)  # model j is better the larger j
+    R = expit((2 * y - 1)[:, None] * signal + rng.randn(n, 12))
+    clf = CFEnsembleClassifier("precomputed", random_state=0).fit(R, y)
+    results = clf.selection_results_
+    names, scores = results["candidate"], np.asarray(results["pooled_test_score"])
+    singles = [c for c, name in enumerate(names) if name.startswith("single:")]
+    assert len(singles) == 12
+    entered = sorted(singles, key=lambda c: -scores[c])[:5]
+    screened = [c for c in singles if c not in entered]
+    assert np.all(results["weight"][screened] == 0)
+    assert set(entered) <= {names.index(f"single:column{j}") for j in range(5, 12)}
+    assert np.all(np.isfinite(clf.predict_proba(R)))
+
+
 def test_scoring_changes_the_criterion(binary_data):
     X, y = binary_data
     clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring="neg_brier_score")
@@ -574,7 +603,7 @@ def test_missing_entries_get_zero_confidence_in_the_fold_in():
     not __import__("importlib").util.find_spec("torch"), reason="torch is not installed"))])
 @pytest.mark.parametrize("combiner", ["auto", "select", "cf"])
 def test_missing_predictions_are_completed(backend, combiner):
-    R_full, R, y = _missing_problem()
+    _, R, y = _missing_problem()
     clf = CFEnsembleClassifier("precomputed", combiner=combiner, backend=backend,
                                random_state=0, max_iter=30).fit(R, y)
     proba = clf.predict_proba(R)
