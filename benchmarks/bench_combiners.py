@@ -10,6 +10,8 @@ Run::
 
     python benchmarks/bench_combiners.py            # 20 splits, every data set
     python benchmarks/bench_combiners.py --quick    # 5 splits, a few data sets
+    python benchmarks/bench_combiners.py --datasets cm1 default --first-split 20 --splits 10 \
+        --out combiners_fresh                       # splits no design decision saw
 
 The base layer is cached with joblib.Memory in ``~/.cache/skcfe-benchmarks``.
 """
@@ -295,6 +297,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--splits", type=int, default=None)
+    parser.add_argument("--first-split", type=int, default=0,
+                        help="seed of the first split (later ones: fresh splits)")
+    parser.add_argument("--out", default=None, help="results stem (default combiners)")
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--base-only", action="store_true")
@@ -304,7 +309,8 @@ def main(argv=None):
                         help="only the fit-time comparison with StackingClassifier")
     args = parser.parse_args(argv)
     names = args.datasets or (QUICK if args.quick else BINARY + MULTICLASS)
-    seeds = range(args.splits or (5 if args.quick else 20))
+    n_splits = args.splits or (5 if args.quick else 20)
+    seeds = range(args.first_split, args.first_split + n_splits)
     tasks = [(name, seed) for name in names for seed in seeds]
     if args.timing:
         table = timing(args.datasets or TIMING)
@@ -319,7 +325,7 @@ def main(argv=None):
     if args.base_only:
         Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(base_layer)(n, s) for n, s in tasks)
         return
-    stem = HERE / "results" / ("combiners_quick" if args.quick else "combiners")
+    stem = HERE / "results" / (args.out or ("combiners_quick" if args.quick else "combiners"))
     if args.report:
         frame = pd.read_csv(stem.with_suffix(".csv"))
         names = list(dict.fromkeys(frame.dataset))
