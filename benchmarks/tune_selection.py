@@ -52,6 +52,7 @@ from bench_combiners import BINARY, HERE, MULTICLASS, base_layer
 
 from skcfe import CFEnsembleClassifier
 from skcfe._selection import (
+    _POOL_MAX_SINGLES,
     candidate_features,
     candidate_library,
     fit_log_linear_pool,
@@ -164,10 +165,11 @@ def evaluate(name, seed, m=None):
             best = int(np.argmax(results["pooled_test_score"]))
             anchored = anchored_choice(oof, y[fit], w_fit, scorer, random_state=seed)
             pooled = {}
-            for rule, max_singles in (("ensemble", None), ("ensemble, all singles", len(library)),
+            for rule, max_singles in (("ensemble", _POOL_MAX_SINGLES),
+                                      ("ensemble, all singles", len(library)),
                                       ("ensemble, top 10 singles", 10)):
-                kw = {} if max_singles is None else {"max_singles": max_singles}
-                keep = pool_members(results["candidate"], results["pooled_test_score"], **kw)
+                keep = pool_members(results["candidate"], results["pooled_test_score"],
+                                    max_singles)
                 wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K)
                 pooled[rule] = pool_proba(candidate_features(val_proba[keep], K), wts, b, K)
             ens = pooled["ensemble"]

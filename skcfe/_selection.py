@@ -360,11 +360,15 @@ class IndicatorCandidate:
 
     handles_missing = True
 
-    def _features(self, R):
-        F = _log_proba_blocks(R, self.n_classes_).reshape(len(R), -1)
+    def _logits(self, R):
+        """(n, m) or (n, m K) logit features of ``R``, NaN where a prediction is missing."""
+        return _log_proba_blocks(R, self.n_classes_).reshape(len(R), -1)
+
+    def _features(self, F):
+        """Logit features ``F`` mean-imputed, plus one missingness column per base model."""
         missing = np.isnan(F)
         filled = np.where(missing, self.means_, F)
-        per_model = missing.reshape(len(R), self.n_models_, -1).any(axis=2)
+        per_model = missing.reshape(len(F), self.n_models_, -1).any(axis=2)
         return np.hstack([filled, per_model.astype(float)])
 
     def fit(self, R, y, labeled, weights, n_classes):
@@ -372,20 +376,21 @@ class IndicatorCandidate:
 
         self.n_classes_ = n_classes
         self.n_models_ = R.shape[1] // (1 if n_classes == 2 else n_classes)
-        F = _log_proba_blocks(R, n_classes).reshape(len(R), -1)
+        F = self._logits(R)
         seen = ~np.isnan(F)
         counts = seen.sum(axis=0)
         # a column with no prediction on these rows is imputed by 0 (p = 1/2, or 1/K)
         self.means_ = np.divide(np.where(seen, F, 0.0).sum(axis=0), counts,
                                 out=np.zeros(F.shape[1]), where=counts > 0)
         self.model_ = LogisticRegression(max_iter=1000).fit(
-            self._features(R[labeled]), y[labeled], sample_weight=weights[labeled]
+            self._features(F[labeled]), y[labeled], sample_weight=weights[labeled]
         )
         return self
 
     def predict_proba(self, R):
         proba = np.zeros((len(R), self.n_classes_))
-        proba[:, self.model_.classes_] = self.model_.predict_proba(self._features(R))
+        proba[:, self.model_.classes_] = self.model_.predict_proba(
+            self._features(self._logits(R)))
         return proba
 
 
@@ -568,8 +573,8 @@ def pool_members(names, scores, max_singles=_POOL_MAX_SINGLES):
     models and a few dozen minority rows it would overfit them.
     """
     singles = [c for c, name in enumerate(names) if name.startswith("single:")]
-    best = sorted(singles, key=lambda c: -scores[c])[:max_singles]
-    return np.array([c for c in range(len(names)) if c not in singles or c in best])
+    screened = set(sorted(singles, key=lambda c: -scores[c])[max_singles:])
+    return np.array([c for c in range(len(names)) if c not in screened])
 
 
 def super_learner_weights(oof, y, sample_weight, n_classes):

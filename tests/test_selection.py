@@ -266,7 +266,7 @@ def test_indicator_candidate_one_indicator_per_model_for_k_classes():
     ones, labeled = np.ones(n), np.ones(n, dtype=bool)
     candidate = IndicatorCandidate().fit(R, y, labeled, ones, K)
     assert candidate.model_.coef_.shape == (K, m * K + m)
-    features = candidate._features(R)
+    features = candidate._features(candidate._logits(R))
     assert np.array_equal(features[:, -m:], np.column_stack([np.arange(n) < 10, np.zeros(n)]))
     assert np.all(np.isfinite(candidate.predict_proba(R)))
 
