@@ -13,6 +13,7 @@ from skcfe import _aggregator
 from skcfe._aggregator import (
     _fit_own,
     _newton_direction,
+    _row_hessians,
     features,
     fit_weighted,
     prior_intercept,
@@ -162,6 +163,42 @@ def test_logistic_regression_solves_the_own_newton_problem(n_classes, weighted, 
         theta = theta - theta.mean(axis=0)
     np.testing.assert_allclose(coef, theta[:, :-1], rtol=0, atol=1e-8)
     np.testing.assert_allclose(intercept, theta[:, -1], rtol=0, atol=1e-8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_classes=st.sampled_from([2, 3, 6]), scale=st.sampled_from([0.1, 3.0, 12.0]),
+       seed=st.integers(0, 2**16))
+def test_cross_entropy_row_hessians_match_central_differences(n_classes, scale, seed):
+    """gamma = 0 in closed form (p(1 - p), diag(p) - p p^T) against the focal
+    loss's central differences at gamma = 0, which the focal loss uses: a
+    sign, a missing one-hot or a transposed block differs by O(p)."""
+    rng = np.random.default_rng(seed)
+    k = 1 if n_classes == 2 else n_classes
+    y = rng.integers(0, n_classes, 50)
+    raw = scale * rng.standard_normal(50 if k == 1 else (50, k))
+    grad = _focal_terms(y, raw, 0.0)[1].reshape(50, k)
+    exact = _row_hessians(y, raw, grad, 0.0, k, 1e-5)
+    numeric = _row_hessians(y, raw, grad, 1e-300, k, 1e-5)  # the focal path, gamma ~ 0
+    assert exact.shape == (50, k, k)
+    np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(exact, exact.transpose(0, 2, 1))
+    if k > 1:  # softmax: each row's Hessian annihilates the shift (1, ..., 1)
+        np.testing.assert_allclose(exact.sum(axis=2), 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_warm_start_solves_by_newton_to_logistic_regressions_solution(n_classes):
+    """The backends' last solve starts from the tracked weights: the own Newton
+    from there, never LogisticRegression (which restarts from zero), and the
+    same optimum as LogisticRegression from a cold start."""
+    F, y, w = make_data(n_classes, seed=11)
+    cold = fit_weighted(F, y, w, *start(F, y, w, n_classes), gamma=0.0, alpha=1e-2)
+    near = (cold[0] + 0.05, cold[1] - 0.05)
+    with mock.patch.object(_aggregator, "LogisticRegression") as spy:
+        warm = fit_weighted(F, y, w, *near, gamma=0.0, alpha=1e-2, warm_start=True)
+    spy.assert_not_called()
+    for got, want in zip(warm, cold):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize(

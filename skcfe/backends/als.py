@@ -321,11 +321,11 @@ def fit(problem, settings, rng):
         return float(data / total_confidence + lam * ridge)
 
     def train(coef, intercept, newton_steps):
-        """The aggregator updated on ``Z``, and its supervised term."""
+        """The aggregator updated on ``Z`` from its last weights, and its supervised term."""
         if weighted:
             coef, intercept = fit_weighted(
                 Z, y, s, coef, intercept, gamma=settings.focal_gamma,
-                alpha=settings.aggregator_alpha, newton_steps=newton_steps,
+                alpha=settings.aggregator_alpha, newton_steps=newton_steps, warm_start=True,
             )
             raw = raw_scores(Z, coef, intercept)
         else:
