@@ -18,6 +18,8 @@ Rules compared, all over the same candidate library and inner CV:
 - ``cf``: the configured CF aggregator alone;
 - ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
   predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
+- ``ensemble, alpha=A`` (``--pool-alpha``): the ensemble with another L2
+  penalty of its weights (the shipped one is ``_POOL_ALPHA``);
 - ``ensemble, all singles`` / ``ensemble, top 10 singles``: the ensemble
   with every single base model in the pool, or the 10 best (the ensemble
   itself keeps the 5 best: ``skcfe._selection.pool_members``); they differ
@@ -30,6 +32,7 @@ estimator on the same rows.
 Run::
 
     python benchmarks/tune_selection.py [--splits 10]
+    python benchmarks/tune_selection.py --pool-alpha 0.1 0.3 3 10 --out tune_pool_alpha.md
     python benchmarks/tune_selection.py --many --out tune_pool_singles.md
         # bench_many_models' 20- and 60-model base layers (its five data sets)
 """
@@ -134,9 +137,10 @@ def greedy_super_learner_proba(counts, pool, probas, n_classes):
     return pool_proba(candidate_features(average[None], n_classes), *pool, n_classes)
 
 
-def evaluate(name, seed, m=None):
+def evaluate(name, seed, m=None, pool_alphas=()):
     """Every rule's validation score on one split; ``m``: the first ``m`` models of
-    bench_many_models' 60-model base layer instead of bench_combiners' five."""
+    bench_many_models' 60-model base layer instead of bench_combiners' five;
+    ``pool_alphas``: other penalties of the ensemble's weights."""
     if m is None:
         base = base_layer(name, seed)
     else:
@@ -172,6 +176,11 @@ def evaluate(name, seed, m=None):
                                     max_singles)
                 wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K)
                 pooled[rule] = pool_proba(candidate_features(val_proba[keep], K), wts, b, K)
+            keep = pool_members(results["candidate"], results["pooled_test_score"])
+            for alpha in pool_alphas:
+                wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K, alpha)
+                pooled[f"ensemble, alpha={alpha:g}"] = pool_proba(
+                    candidate_features(val_proba[keep], K), wts, b, K)
             ens = pooled["ensemble"]
             pool_score = super_learner_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
             counts, gpool = greedy_super_learner(oof, y[fit], w_fit, scorer, K)
@@ -191,6 +200,8 @@ def main(argv=None):
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--out", default="tune_selection.md")
+    parser.add_argument("--pool-alpha", type=float, nargs="*", default=(),
+                        help="other L2 penalties of the ensemble's weights to compare")
     parser.add_argument("--many", action="store_true",
                         help="bench_many_models' base layers, m = 20 and 60")
     args = parser.parse_args(argv)
@@ -202,7 +213,8 @@ def main(argv=None):
     else:
         tasks = [(n, s, None) for n in args.datasets or BINARY + MULTICLASS
                  for s in range(args.splits)]
-    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(*t) for t in tasks)
+    rows = Parallel(n_jobs=args.n_jobs, verbose=5)(
+        delayed(evaluate)(*t, pool_alphas=args.pool_alpha) for t in tasks)
     frame = pd.DataFrame([r for split in rows for r in split])
     frame["model"] = frame["rule"]
     wide = frame.pivot_table(index=["dataset", "split"], columns="model", values="score")

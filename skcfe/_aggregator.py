@@ -160,11 +160,12 @@ def fit_weighted(
       own previous fit (``warm_start``), never from given weights.
       ``None`` (the default) solves to full precision (to L-BFGS's tolerances
       above 1500 weights, where ``newton_steps`` has no effect).
-    * ``warm_start=True`` (the backends' last solve, from the weights trained
-      so far): the damped Newton from ``(coef, intercept)`` for ``gamma = 0``
-      too. Near the optimum it needs a step or none, where LogisticRegression
-      starts again from zero: on digits (1257 rows, 50 columns, 10 classes)
-      ALS's last solve took 0.7 ms against LogisticRegression's 122 ms.
+    * ``warm_start=True`` (the backends' last solve, ALS after its sweeps and
+      torch after its epochs, from the weights trained so far): the damped
+      Newton from ``(coef, intercept)`` for ``gamma = 0`` too. Near the
+      optimum it needs a step or none, where LogisticRegression starts again
+      from zero: on digits (1257 rows, 50 columns, 10 classes) ALS's last
+      solve took 0.7 ms against LogisticRegression's 122 ms.
     * ``gamma = 0`` where LogisticRegression cannot or does not converge: a
       class without labeled rows (it would fit fewer classes), or a
       ConvergenceWarning or LinAlgWarning (e.g. ``alpha = 0`` with collinear

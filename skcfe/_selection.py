@@ -577,7 +577,7 @@ def pool_members(names, scores, max_singles=_POOL_MAX_SINGLES):
     return np.array([c for c in range(len(names)) if c not in screened])
 
 
-def super_learner_weights(oof, y, sample_weight, n_classes):
+def super_learner_weights(oof, y, sample_weight, n_classes, alpha=_POOL_ALPHA):
     """Non-negative pool weights and intercepts of the candidates, from their out-of-fold output.
 
     The repeats' predictions are stacked as rows, so every labeled row counts
@@ -587,6 +587,8 @@ def super_learner_weights(oof, y, sample_weight, n_classes):
     ----------
     oof : ndarray of shape (n_candidates, n_repeats, n_samples, n_classes)
     y, sample_weight : ndarray of shape (n_samples,)
+    alpha : float, default=_POOL_ALPHA
+        L2 penalty of the weights (:func:`fit_log_linear_pool`).
 
     Returns
     -------
@@ -596,4 +598,4 @@ def super_learner_weights(oof, y, sample_weight, n_classes):
     n_repeats = oof.shape[1]
     F = np.concatenate([candidate_features(oof[:, r], n_classes) for r in range(n_repeats)])
     return fit_log_linear_pool(F, np.tile(y, n_repeats), np.tile(sample_weight, n_repeats),
-                               n_classes)
+                               n_classes, alpha)

@@ -665,6 +665,7 @@ def _adam(evaluate, theta, max_iter, learning_rate, epoch):
 def _solve_aggregator(problem, settings, X, coef, intercept):
     """The aggregator trained to convergence on the fold-in features of ``X``.
 
+    Warm-started from ``(coef, intercept)``, the weights trained so far.
     Returns ``(coef, intercept, Y, R_hat)``, the last two of all rows.
     """
     labeled = problem.labeled
@@ -678,6 +679,7 @@ def _solve_aggregator(problem, settings, X, coef, intercept):
         intercept,
         gamma=settings.focal_gamma,
         alpha=settings.aggregator_alpha,
+        warm_start=True,
     )
     return coef, intercept, Y, R_hat
 
