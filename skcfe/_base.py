@@ -164,7 +164,8 @@ estimators : list of (str, estimator) tuples, default=None
 
     n_jobs : int, default=None
         Parallel jobs for fitting the base estimators and their
-        cross-validation (joblib).
+        cross-validation, and for the combiner selection's level-1 fits
+        (:class:`CFEnsembleClassifier`; joblib). Results do not depend on it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the default base estimators, the backend's initialization and

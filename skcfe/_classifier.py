@@ -294,7 +294,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         results, oof = select(
             R, y, labeled, weights, library=library, scorer=scorer,
             n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
-            verbose=self.verbose, R_complete=R_complete, groups=groups,
+            verbose=self.verbose, R_complete=R_complete, groups=groups, n_jobs=self.n_jobs,
         )
         self.selection_results_ = results
         best = int(np.argmax(results["pooled_test_score"]))

@@ -33,9 +33,11 @@ Learner of van der Laan, Polley and Hubbard 2007); with many base models,
 only the best-scoring single models enter the pool (:func:`pool_members`).
 """
 
+import copy
 import time
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -471,8 +473,18 @@ def inner_folds(y, groups, *, n_splits, n_repeats, random_state):
     return folds
 
 
+def _fit_on_fold(candidate, R, train, test, y, labeled, weights, n_classes):
+    """A copy of ``candidate`` fitted on rows ``train``: its probabilities of rows ``test``
+    and its fit seconds."""
+    candidate = copy.deepcopy(candidate)
+    start = time.perf_counter()
+    candidate.fit(R[train], y[train], labeled[train], weights[train], n_classes)
+    elapsed = time.perf_counter() - start
+    return candidate.predict_proba(R[test]), elapsed
+
+
 def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_repeats=1,
-           random_state=None, verbose=0, R_complete=None, groups=None):
+           random_state=None, verbose=0, R_complete=None, groups=None, n_jobs=None):
     """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
 
     With ``groups`` (one label per row of ``R``) the folds are
@@ -486,6 +498,10 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     labeled rows of a class that is far less noisy than a mean of fold
     scores, which are reported too.
 
+    Every (candidate, fold) fit is one joblib task on a copy of the
+    candidate, run in ``n_jobs`` parallel jobs; the results do not depend on
+    ``n_jobs``.
+
     Returns
     -------
     results : dict
@@ -493,7 +509,7 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
         choice uses, averaged over repeats), ``mean_test_score``,
         ``std_test_score`` and ``split{k}_test_score`` over the folds,
         ``rank_test_score`` (by the pooled score) and ``mean_fit_time``
-        (seconds per fold). With ``verbose``, one line per candidate as it is scored.
+        (seconds per fold). With ``verbose``, one line per candidate once it is scored.
     oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
         Every candidate's out-of-fold probabilities of the labeled rows.
     """
@@ -502,19 +518,25 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     y_lab, w_lab = y[lab_idx], weights[lab_idx]
     folds = inner_folds(y_lab, None if groups is None else np.asarray(groups)[lab_idx],
                         n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+
+    def matrix(candidate):
+        complete = R_complete is None or getattr(candidate, "handles_missing", False)
+        return R if complete else R_complete
+
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_on_fold)(candidate, matrix(candidate),
+                              np.concatenate([lab_idx[train], unl_idx]), lab_idx[test],
+                              y, labeled, weights, n_classes)
+        for _, candidate in library for train, test in folds
+    )
     oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
     fold_scores = np.empty((len(library), len(folds)))
     fit_time = np.zeros(len(library))
     pooled = np.empty(len(library))
-    for c, (name, candidate) in enumerate(library):
-        complete = R_complete is None or getattr(candidate, "handles_missing", False)
-        R_c = R if complete else R_complete
-        for k, (train, test) in enumerate(folds):
-            rows = np.concatenate([lab_idx[train], unl_idx])
-            start = time.perf_counter()
-            candidate.fit(R_c[rows], y[rows], labeled[rows], weights[rows], n_classes)
-            fit_time[c] += time.perf_counter() - start
-            proba = candidate.predict_proba(R_c[lab_idx[test]])
+    for c, (name, _) in enumerate(library):
+        for k, (_, test) in enumerate(folds):
+            proba, elapsed = fitted[c * len(folds) + k]
+            fit_time[c] += elapsed
             oof[c, k // n_splits, test] = proba
             fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
         pooled[c] = np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])

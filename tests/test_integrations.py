@@ -150,7 +150,7 @@ def test_dask_backend_fits_the_same_model(binary_data, dask_client):
     def ensemble(n_jobs):
         return CFEnsembleClassifier(
             light_estimators() + [("logit", RecordingLogisticRegression())], cv=3,
-            n_jobs=n_jobs, random_state=0, combiner="cf",  # the combiner runs locally anyway
+            n_jobs=n_jobs, random_state=0,
         )
 
     # The reference is the plain in-process fit: every backend must give it.
@@ -169,3 +169,7 @@ def test_dask_backend_fits_the_same_model(binary_data, dask_client):
 
     np.testing.assert_allclose(remote.predict_proba(X), local.predict_proba(X), atol=1e-10)
     np.testing.assert_allclose(remote.classifier_factors_, local.classifier_factors_, atol=1e-10)
+    # The combiner selection's level-1 fits ran there too, to the same scores.
+    np.testing.assert_allclose(remote.selection_results_["pooled_test_score"],
+                               local.selection_results_["pooled_test_score"], atol=1e-12)
+    assert remote.combiner_ == local.combiner_

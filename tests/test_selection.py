@@ -203,6 +203,25 @@ def test_classifier_never_picks_a_memorizing_base_model(binary_data):
     assert results["rank_test_score"][memorizer] > 1
 
 
+def test_parallel_selection_gives_the_same_results(multiclass_data):
+    """n_jobs runs the selection's (candidate, fold) fits as joblib tasks on
+    copies of the candidates: the scores, the pool and the probabilities do
+    not depend on it, and the library's candidates are left unfitted."""
+    X, y = multiclass_data
+    fits = [CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, n_jobs=n_jobs)
+            .fit(X, y) for n_jobs in (None, 2)]
+    for key in ("pooled_test_score", "split0_test_score", "weight"):
+        np.testing.assert_array_equal(fits[0].selection_results_[key],
+                                      fits[1].selection_results_[key])
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    library = [("pool", PoolCandidate())]
+    rng = np.random.default_rng(0)
+    R = rng.random((60, 2))
+    select(R, (R[:, 0] > 0.5).astype(int), np.ones(60, dtype=bool), np.ones(60),
+           library=library, scorer=average_precision, n_classes=2, random_state=0)
+    assert not hasattr(library[0][1], "weights_")
+
+
 def test_candidate_library_lists_every_documented_candidate():
     params = CFEnsembleClassifier().get_params()
     names = [n for n, _ in candidate_library(["a", "b"], 2, params, 0, average_precision)]
