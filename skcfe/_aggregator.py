@@ -307,9 +307,10 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
     converges quadratically to full float64 precision. The per-row Hessian in
     the logits is exact for the cross-entropy; for the focal loss it comes from
     central differences of its exact gradient (accurate to ~1e-8, which is
-    enough: Newton's fixed point is set by the exact gradient). Steps are halved until the objective does not
-    rise; a direction that is not a descent direction (the focal loss is not
-    convex for gamma > 0 far from the optimum) ends the run as failed.
+    enough: Newton's fixed point is set by the exact gradient). Steps are
+    halved until the objective does not rise; a direction that is not a
+    descent direction (the focal loss is not convex for gamma > 0 far from
+    the optimum) ends the run as failed.
     """
     k, p = theta.shape
     q = p - 1
