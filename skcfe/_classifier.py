@@ -8,15 +8,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
-from ._cf import cf_complete, cf_predict_proba, fit_cf
-from ._selection import (
-    SuperLearner,
-    candidate_library,
-    get_scorer,
-    pool_members,
-    select,
-    super_learner_weights,
-)
+from ._cf import cf_predict_proba
+from ._combiner import fit_combiner
 
 COMBINER_DOC = """\
 combiner : {'auto', 'select', 'cf'}, default='auto'
@@ -254,75 +247,18 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             Fitted estimator.
         """
         R, problem = self._fit_model(X, y, sample_weight, groups, **fit_params)
-        self.combiner_, self.combiner_estimator_ = "cf", self._cf_model
-        self.selection_results_ = None
-        self._completion = None
-        if self.combiner != "cf":
-            self._select_combiner(R, problem, groups)
+        (self.combiner_, self.combiner_estimator_, self.selection_results_,
+         self._completion) = fit_combiner(
+            R, problem.y, problem.labeled, problem.row_weight, combiner=self.combiner,
+            names=self._model_names(), n_classes=len(self.classes_), cf_model=self._cf_model,
+            cf_params=self._fitted_cf_params, seed=self._seed, scoring=self.scoring,
+            selection_cv=self.selection_cv, groups=groups, n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
         return self
 
     def _selection_uses_groups(self):
         return self.combiner != "cf"
-
-    def _select_combiner(self, R, problem, groups=None):
-        """Choose or combine level-1 models by cross-validation on the out-of-fold matrix.
-
-        ``R`` may have missing entries (NaN, ``estimators='precomputed'``): the
-        CF candidates give them zero confidence; the others see them completed
-        by a label-free factorization (``rho=1``) of every row, so that no
-        label reaches the completion of a row they are scored on.
-        """
-        y, labeled, weights = problem.y, problem.labeled, problem.row_weight
-        n_classes = len(self.classes_)
-        smallest = np.bincount(y[labeled], minlength=n_classes).min()
-        n_splits = min(int(self.selection_cv), int(smallest))
-        if groups is not None:
-            groups = np.asarray(groups)
-            n_splits = min(n_splits, len(np.unique(groups[labeled])))
-        if n_splits < 2:
-            return
-        scorer = get_scorer(self.scoring, n_classes)
-        missing = bool(np.isnan(R).any())
-        library = candidate_library(
-            self._model_names(), n_classes, self._fitted_cf_params, self._seed, scorer,
-            semi_supervised=not labeled.all(), missing=missing,
-        )
-        R_complete = None
-        if missing:
-            self._completion = self._fit_completion(R, problem)
-            R_complete = cf_complete(self._completion, R)
-        results, oof = select(
-            R, y, labeled, weights, library=library, scorer=scorer,
-            n_classes=n_classes, n_splits=n_splits, random_state=self._seed,
-            verbose=self.verbose, R_complete=R_complete, groups=groups, n_jobs=self.n_jobs,
-        )
-        self.selection_results_ = results
-        best = int(np.argmax(results["pooled_test_score"]))
-        pool = None
-        if self.combiner == "auto":
-            lab = np.flatnonzero(labeled)
-            entered = pool_members(results["candidate"], results["pooled_test_score"])
-            pool = np.zeros(len(library))
-            pool[entered], intercept = super_learner_weights(oof[entered], y[lab], weights[lab],
-                                                             n_classes)
-            results["weight"] = pool
-        def refit(candidate):
-            if getattr(candidate, "handles_missing", False) or R_complete is None:
-                return candidate.fit(R, y, labeled, weights, n_classes)
-            return _Completed(candidate.fit(R_complete, y, labeled, weights, n_classes),
-                              self._completion)
-
-        if pool is None or not np.any(pool > 0):
-            self.combiner_ = library[best][0]
-            if best > 0:
-                self.combiner_estimator_ = refit(library[best][1])
-            return
-        members = np.flatnonzero(pool > 0)
-        # The CF aggregator as configured is already fitted on every row.
-        fitted = [_FittedCF(self._cf_model) if c == 0 else refit(library[c][1])
-                  for c in members]
-        self.combiner_ = "super_learner"
-        self.combiner_estimator_ = SuperLearner(fitted, pool[members], intercept, n_classes)
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.
@@ -349,15 +285,6 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
                 "combiner='cf', which completes them by the fold-in."
             )
         return self.combiner_estimator_.predict_proba(R)
-
-    def _fit_completion(self, R, problem):
-        """Label-free factorization of every row that completes missing entries."""
-        params = dict(self._fitted_cf_params, rho=1.0, verbose=0)
-        if params["confidence"] in ("label_aware", "calibration"):
-            params["confidence"] = "certainty"  # confidence that reads no label
-        model, _ = fit_cf(R, problem.y, problem.labeled, problem.row_weight,
-                          n_classes=len(self.classes_), params=params, seed=self._seed)
-        return model
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -398,28 +325,3 @@ CFEnsembleClassifier.__doc__ = (
     .replace("%(selection_attributes)s", SELECTION_ATTRIBUTES_DOC)
     .replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
 )
-
-
-class _FittedCF:
-    """A fitted CF model with the candidates' predict_proba interface."""
-
-    handles_missing = True
-
-    def __init__(self, model):
-        self.model = model
-
-    def predict_proba(self, R):
-        return cf_predict_proba(self.model, R)
-
-
-class _Completed:
-    """A fitted candidate that needs every prediction, fed the completed matrix."""
-
-    handles_missing = True
-
-    def __init__(self, candidate, completion):
-        self.candidate = candidate
-        self.completion = completion
-
-    def predict_proba(self, R):
-        return self.candidate.predict_proba(cf_complete(self.completion, R))
