@@ -109,8 +109,9 @@ def fit_combiner(R, y, labeled, weights, *, combiner, names, n_classes, cf_model
     completion : CFModel or None
         The completion model, when ``R`` has missing entries.
     """
-    n_splits = n_inner_splits(y, labeled, n_classes, selection_cv, groups)
-    if combiner == "cf" or n_splits < 2:
+    n_splits = 0 if combiner == "cf" else n_inner_splits(y, labeled, n_classes, selection_cv,
+                                                          groups)
+    if n_splits < 2:
         return "cf", cf_model, None, None
     scorer = get_scorer(scoring, n_classes)
     missing = bool(np.isnan(R).any())
