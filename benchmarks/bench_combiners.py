@@ -140,6 +140,7 @@ def evaluate(name, seed):
         proba = proba / proba.sum(axis=1, keepdims=True)
         metrics = C.scores(base.y_test, proba)
         metrics["accuracy"] = accuracy_score(base.y_test, proba.argmax(axis=1))
+        metrics["ece_excess"] = C.ece_excess(base.y_test, proba)
         rows.append({"dataset": name, "split": seed, "model": model, **metrics, **extra})
 
     with warnings.catch_warnings(), threadpool_limits(1):
@@ -157,7 +158,7 @@ def evaluate(name, seed):
 # paired differences and the report
 # ---------------------------------------------------------------------------
 
-LOWER_BETTER = {"log_loss", "brier", "ece"}
+LOWER_BETTER = {"log_loss", "brier", "ece", "ece_excess"}
 
 
 def paired(frame, metric, ours="skcfe default"):
@@ -188,10 +189,12 @@ def report(frame, names):
     lines = [f"# Combiner benchmark ({C.machine_line(C.machine_info())})", "",
              "Paired differences of skcfe default minus each rival over the splits: "
              "mean (SE), median [splits where skcfe is at least as good]. Positive is better for "
-             "PR-AUC and accuracy; for Brier, ECE and log loss negative is better.", ""]
+             "PR-AUC and accuracy; for Brier, ECE and log loss negative is better. ece_excess is "
+             "ECE minus the ECE the same predictions would show if calibrated (their binning "
+             "noise, larger for sharper predictions).", ""]
     binary = frame[frame.dataset.isin([n for n in names if n in BINARY])]
     multi = frame[frame.dataset.isin([n for n in names if n in MULTICLASS])]
-    for title, part, metrics in (("Binary", binary, ("pr_auc", "brier", "ece")),
+    for title, part, metrics in (("Binary", binary, ("pr_auc", "brier", "ece", "ece_excess")),
                                  ("Multiclass", multi, ("log_loss", "accuracy"))):
         if part.empty:
             continue
@@ -221,7 +224,7 @@ def verdict(binary, multi):
         out.append("- PR-AUC below a rival's by more than 2 SE: " + (
             "; ".join(f"{r.dataset} vs {r.rival} {r['mean']:+.4f} (SE {r.se:.4f})"
                       for _, r in losses.iterrows()) or "none") + ".")
-    checks = [("", binary, m) for m in ("brier", "ece")]
+    checks = [("", binary, m) for m in ("brier", "ece", "ece_excess")]
     checks += [("Multiclass ", multi, m) for m in ("log_loss", "accuracy")]
     for prefix, part, metric in checks:
         if part.empty:
