@@ -140,7 +140,7 @@ def ece_excess(y, proba, n_bins=ECE_BINS, draws=200, seed=0):
     what is left estimates miscalibration beyond that binning noise
     (negative: within it).
     """
-    hit, conf = calibration_target(y, proba)
+    _, conf = calibration_target(y, proba)
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     rng = np.random.default_rng(seed)
     floor = 0.0
