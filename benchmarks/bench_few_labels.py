@@ -128,7 +128,7 @@ def evaluate(name, seed, fraction):
         record("skcfe default", proba, chosen=chosen)
         record("skcfe labeled only", skcfe(base, None, seed)[0])
         record("skcfe cf", skcfe(base, R_unlabeled, seed, combiner="cf")[0])
-        with mock.patch("skcfe._classifier.candidate_library", supervised_library):
+        with mock.patch("skcfe._combiner.candidate_library", supervised_library):
             record("skcfe without factor, voting", skcfe(base, R_unlabeled, seed)[0])
     return rows
 

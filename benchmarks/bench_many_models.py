@@ -55,7 +55,7 @@ import bench_combiners as BC
 from datasets import KEEL_BINARY
 from datasets import load as load_real
 
-import skcfe._classifier
+import skcfe._combiner
 from skcfe import CFEnsembleClassifier, model_library
 from skcfe._selection import CFCandidate
 
@@ -193,7 +193,7 @@ CF_VARIANTS = [
 
 def extended_library(extra):
     """``candidate_library`` with CF candidates ``extra`` ([(name, overrides)]) after 'cf'."""
-    original = skcfe._classifier.candidate_library
+    original = skcfe._combiner.candidate_library
 
     def extended(names, n_classes, cf_params, seed, scorer, **kwargs):
         library = original(names, n_classes, cf_params, seed, scorer, **kwargs)
@@ -234,7 +234,7 @@ def diagnose(name, seed, sizes=DIAGNOSE_SIZES):
             proba, fit_s = fit_skcfe(base, CFEnsembleClassifier("precomputed", random_state=seed))
             record("skcfe default", proba, fit_s=fit_s)
             for label, extra in EXTRA_CANDIDATES.items():
-                with mock.patch.object(skcfe._classifier, "candidate_library",
+                with mock.patch.object(skcfe._combiner, "candidate_library",
                                        extended_library(extra)):
                     model = CFEnsembleClassifier("precomputed", random_state=seed)
                     proba, fit_s = fit_skcfe(base, model)

@@ -55,6 +55,7 @@ from bench_combiners import BINARY, HERE, MULTICLASS, base_layer
 
 from skcfe import CFEnsembleClassifier
 from skcfe._selection import (
+    _POOL_ALPHA,
     _POOL_MAX_SINGLES,
     candidate_features,
     candidate_library,
@@ -169,18 +170,16 @@ def evaluate(name, seed, m=None, pool_alphas=()):
             best = int(np.argmax(results["pooled_test_score"]))
             anchored = anchored_choice(oof, y[fit], w_fit, scorer, random_state=seed)
             pooled = {}
-            for rule, max_singles in (("ensemble", _POOL_MAX_SINGLES),
-                                      ("ensemble, all singles", len(library)),
-                                      ("ensemble, top 10 singles", 10)):
+            for rule, max_singles, alpha in (
+                ("ensemble", _POOL_MAX_SINGLES, _POOL_ALPHA),
+                ("ensemble, all singles", len(library), _POOL_ALPHA),
+                ("ensemble, top 10 singles", 10, _POOL_ALPHA),
+                *((f"ensemble, alpha={a:g}", _POOL_MAX_SINGLES, a) for a in pool_alphas),
+            ):
                 keep = pool_members(results["candidate"], results["pooled_test_score"],
                                     max_singles)
-                wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K)
-                pooled[rule] = pool_proba(candidate_features(val_proba[keep], K), wts, b, K)
-            keep = pool_members(results["candidate"], results["pooled_test_score"])
-            for alpha in pool_alphas:
                 wts, b = super_learner_weights(oof[keep], y[fit], w_fit, K, alpha)
-                pooled[f"ensemble, alpha={alpha:g}"] = pool_proba(
-                    candidate_features(val_proba[keep], K), wts, b, K)
+                pooled[rule] = pool_proba(candidate_features(val_proba[keep], K), wts, b, K)
             ens = pooled["ensemble"]
             pool_score = super_learner_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
             counts, gpool = greedy_super_learner(oof, y[fit], w_fit, scorer, K)

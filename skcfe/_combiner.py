@@ -125,7 +125,7 @@ def fit_combiner(R, y, labeled, weights, *, combiner, names, n_classes, cf_model
     results, oof = select(
         R, y, labeled, weights, library=library, scorer=scorer, n_classes=n_classes,
         n_splits=n_splits, random_state=seed, verbose=verbose, R_complete=R_complete,
-        groups=None if groups is None else np.asarray(groups), n_jobs=n_jobs,
+        groups=groups, n_jobs=n_jobs,
     )
 
     def refit(c):
