@@ -15,6 +15,14 @@ Rules compared, all over the same candidate library and inner CV:
 - ``hybrid``: the ensemble, unless the best candidate's pooled score beats
   the ensemble's own cross-validated score (its pool weights refitted
   fold by fold on the candidates' out-of-fold predictions);
+- ``switch``: the ensemble, unless the discrete choice scores better when it too
+  is cross-validated (chosen fold by fold on the candidates' out-of-fold
+  predictions, :func:`discrete_score`), so that neither side's score is
+  biased upwards by a choice;
+- ``linear pool``: the candidates' probabilities mixed with weights on the
+  simplex that maximize the out-of-fold likelihood (:func:`mixture_weights`;
+  R SuperLearner's convex combination), and ``linear pool, calibrated``, the
+  mixture then Platt- or temperature-scaled on the same predictions;
 - ``cf``: the configured CF aggregator alone;
 - ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
   predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
@@ -23,7 +31,8 @@ Rules compared, all over the same candidate library and inner CV:
 - ``ensemble, all singles`` / ``ensemble, top 10 singles``: the ensemble
   with every single base model in the pool, or the 10 best (the ensemble
   itself keeps the 5 best: ``skcfe._selection.pool_members``); they differ
-  only with more than 5 base models (``--many``);
+  only with more than 5 base models (``--many``); ``ensemble, top 1 single``
+  to ``top 3 singles``: fewer single models in the pool;
 
 for each configuration in ``CONFIGS`` (``use_class_weights`` of the CF
 candidates, repeats of the 5-fold CV), against StackingClassifier's final
@@ -33,6 +42,7 @@ Run::
 
     python benchmarks/tune_selection.py [--splits 10]
     python benchmarks/tune_selection.py --pool-alpha 0.1 0.3 3 10 --out tune_pool_alpha.md
+    python benchmarks/tune_selection.py --out tune_pool_variants.md
     python benchmarks/tune_selection.py --many --out tune_pool_singles.md
         # bench_many_models' 20- and 60-model base layers (its five data sets)
 """
@@ -119,6 +129,39 @@ def super_learner_score(oof, y, sample_weight, scorer, n_classes, n_splits=5, ra
     return scorer(y, proba, sample_weight)
 
 
+def discrete_score(oof, y, sample_weight, scorer, n_classes, n_splits=5, random_state=None):
+    """Cross-validated score of the discrete choice, on the folds of :func:`super_learner_score`.
+
+    In each fold the candidate with the best score on the other folds'
+    out-of-fold predictions is chosen, and its predictions of the held-out
+    fold are kept; the kept predictions are pooled and scored once. Unlike
+    the best candidate's own pooled score, this is not biased upwards by
+    the choice among many candidates.
+    """
+    proba = np.empty((len(y), n_classes))
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    for train, test in folds.split(np.zeros(len(y)), y):
+        scores = [scorer(y[train], o[0, train], sample_weight[train]) for o in oof]
+        proba[test] = oof[int(np.argmax(scores)), 0, test]
+    return scorer(y, proba, sample_weight)
+
+
+def mixture_weights(oof, y, sample_weight, n_iter=500):
+    """Weights on the simplex of the linear pool ``sum_c w_c p_c`` that maximize the
+    weighted log-likelihood of the first repeat's out-of-fold predictions (EM for
+    the mixing weights of fixed components: the problem is convex)."""
+    lik = np.clip(oof[:, 0, np.arange(len(y)), y], 1e-12, None)  # (n_candidates, n)
+    w = np.full(len(oof), 1.0 / len(oof))
+    s = sample_weight / sample_weight.sum()
+    for _ in range(n_iter):
+        mix = w @ lik
+        new = w * ((lik / mix) @ s)
+        if np.max(np.abs(new - w)) < 1e-10:
+            return new
+        w = new
+    return w
+
+
 def greedy_super_learner(oof, y, sample_weight, scorer, n_classes):
     """Counts and calibration pool of greedy ensemble selection over the candidates.
 
@@ -174,6 +217,9 @@ def evaluate(name, seed, m=None, pool_alphas=()):
                 ("ensemble", _POOL_MAX_SINGLES, _POOL_ALPHA),
                 ("ensemble, all singles", len(library), _POOL_ALPHA),
                 ("ensemble, top 10 singles", 10, _POOL_ALPHA),
+                ("ensemble, top 1 single", 1, _POOL_ALPHA),
+                ("ensemble, top 2 singles", 2, _POOL_ALPHA),
+                ("ensemble, top 3 singles", 3, _POOL_ALPHA),
                 *((f"ensemble, alpha={a:g}", _POOL_MAX_SINGLES, a) for a in pool_alphas),
             ):
                 keep = pool_members(results["candidate"], results["pooled_test_score"],
@@ -185,9 +231,20 @@ def evaluate(name, seed, m=None, pool_alphas=()):
             counts, gpool = greedy_super_learner(oof, y[fit], w_fit, scorer, K)
             greedy_sl = greedy_super_learner_proba(counts, gpool, val_proba, K)
             hybrid = ens if pool_score >= results["pooled_test_score"][best] else val_proba[best]
+            keep = pool_members(results["candidate"], results["pooled_test_score"])
+            mix = mixture_weights(oof[keep], y[fit], w_fit)
+            linear = np.tensordot(mix, val_proba[keep], axes=1)
+            mix_pool = fit_log_linear_pool(
+                candidate_features(np.tensordot(mix, oof[keep, 0], axes=1)[None], K), y[fit],
+                w_fit, K)
+            linear_platt = pool_proba(candidate_features(linear[None], K), *mix_pool, K)
+            honest = discrete_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
+            switch = ens if pool_score >= honest else val_proba[best]
             tag = (" cw" if cw else "") + (f" x{n_repeats}" if n_repeats > 1 else "")
             for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
-                                *pooled.items(), ("hybrid", hybrid), ("cf", val_proba[0]),
+                                *pooled.items(), ("hybrid", hybrid), ("switch", switch),
+                                ("linear pool", linear), ("linear pool, calibrated", linear_platt),
+                                ("cf", val_proba[0]),
                                 ("greedy_sl", greedy_sl)):
                 rows.append({"rule": rule + tag, "score": scorer(y[val], proba, w_val)})
     return [{"dataset": name, "split": seed, **row} for row in rows]
