@@ -23,6 +23,8 @@ Rules compared, all over the same candidate library and inner CV:
   simplex that maximize the out-of-fold likelihood (:func:`mixture_weights`;
   R SuperLearner's convex combination), and ``linear pool, calibrated``, the
   mixture then Platt- or temperature-scaled on the same predictions;
+- ``ensemble, focal gamma=G`` (binary): the ensemble's weights fitted by the
+  focal loss instead of the log loss, then Platt-scaled (:func:`focal_pool`);
 - ``cf``: the configured CF aggregator alone;
 - ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
   predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
@@ -162,6 +164,45 @@ def mixture_weights(oof, y, sample_weight, n_iter=500):
     return w
 
 
+def focal_pool(oof, y, sample_weight, gamma, alpha=_POOL_ALPHA):
+    """Binary pool weights fitted by the focal loss, then Platt-scaled by the log loss.
+
+    The focal loss discounts the rows the pool already gets right (mostly
+    easy negatives), so the weights follow the hard rows, where the
+    ranking at the top that PR-AUC reads is decided; the monotone Platt
+    map then restores calibration without changing that ranking.
+    Returns ``(weights, intercept, (slope, platt_intercept))``.
+    """
+    from scipy.optimize import minimize
+
+    from skcfe._losses import _focal_terms
+
+    F = candidate_features(oof[:, 0], 2)
+    m = F.shape[1]
+    s = sample_weight / sample_weight.sum()
+    ridge = alpha / sample_weight.sum()
+
+    def objective(theta):
+        z = F @ theta[:m] + theta[m]
+        loss, grad = _focal_terms(y, z, gamma)
+        g = grad * s
+        value = np.dot(s, loss) + 0.5 * ridge * np.dot(theta[:m], theta[:m])
+        return value, np.concatenate([F.T @ g + ridge * theta[:m], [g.sum()]])
+
+    theta0 = np.concatenate([np.full(m, 1.0 / m), [0.0]])
+    theta = minimize(objective, theta0, jac=True, method="L-BFGS-B",
+                     bounds=[(0.0, None)] * m + [(None, None)],
+                     options={"maxiter": 500, "gtol": 1e-8}).x
+    z = (F @ theta[:m] + theta[m])[:, None]
+    return theta[:m], theta[m:], fit_log_linear_pool(z, y, sample_weight, 2)
+
+
+def focal_pool_proba(pool, probas):
+    weights, intercept, platt = pool
+    z = (candidate_features(probas, 2) @ weights + intercept[0])[:, None]
+    return pool_proba(z, *platt, 2)
+
+
 def greedy_super_learner(oof, y, sample_weight, scorer, n_classes):
     """Counts and calibration pool of greedy ensemble selection over the candidates.
 
@@ -240,6 +281,12 @@ def evaluate(name, seed, m=None, pool_alphas=()):
             linear_platt = pool_proba(candidate_features(linear[None], K), *mix_pool, K)
             honest = discrete_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
             switch = ens if pool_score >= honest else val_proba[best]
+            for gamma in (1.0, 2.0):
+                focal = ens
+                if K == 2:
+                    fp = focal_pool(oof[keep], y[fit], w_fit, gamma)
+                    focal = focal_pool_proba(fp, val_proba[keep])
+                pooled[f"ensemble, focal gamma={gamma:g}"] = focal
             tag = (" cw" if cw else "") + (f" x{n_repeats}" if n_repeats > 1 else "")
             for rule, proba in (("best", val_proba[best]), ("anchored", val_proba[anchored]),
                                 *pooled.items(), ("hybrid", hybrid), ("switch", switch),
