@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
@@ -66,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_combiners import BINARY, HERE, MULTICLASS, base_layer
 
 from skcfe import CFEnsembleClassifier
+from skcfe._losses import _focal_terms
 from skcfe._selection import (
     _POOL_ALPHA,
     _POOL_MAX_SINGLES,
@@ -173,10 +175,6 @@ def focal_pool(oof, y, sample_weight, gamma, alpha=_POOL_ALPHA):
     map then restores calibration without changing that ranking.
     Returns ``(weights, intercept, (slope, platt_intercept))``.
     """
-    from scipy.optimize import minimize
-
-    from skcfe._losses import _focal_terms
-
     F = candidate_features(oof[:, 0], 2)
     m = F.shape[1]
     s = sample_weight / sample_weight.sum()
@@ -198,6 +196,7 @@ def focal_pool(oof, y, sample_weight, gamma, alpha=_POOL_ALPHA):
 
 
 def focal_pool_proba(pool, probas):
+    """Probabilities of a :func:`focal_pool` from the candidates' ``probas``."""
     weights, intercept, platt = pool
     z = (candidate_features(probas, 2) @ weights + intercept[0])[:, None]
     return pool_proba(z, *platt, 2)
