@@ -25,6 +25,10 @@ Rules compared, all over the same candidate library and inner CV:
   mixture then Platt- or temperature-scaled on the same predictions;
 - ``ensemble, focal gamma=G`` (binary): the ensemble's weights fitted by the
   focal loss instead of the log loss, then Platt-scaled (:func:`focal_pool`);
+- ``ensemble, screened F``: the ensemble of only the candidates whose
+  inner-CV score is at least ``F`` times the best (binary PR-AUC; for the
+  negative log loss, at most ``1/F`` times the best loss), so that the pool
+  follows the selection's criterion (:func:`screened_members`);
 - ``cf``: the configured CF aggregator alone;
 - ``greedy_sl``: greedy ensemble selection over the candidates' inner-CV
   predictions, calibrated by a one-feature pool (AutoGluon's weighted ensemble);
@@ -202,6 +206,18 @@ def focal_pool_proba(pool, probas):
     return pool_proba(z, *platt, 2)
 
 
+def screened_members(members, scores, fraction, n_classes):
+    """The pool ``members`` whose inner-CV score is within ``fraction`` of the best.
+
+    Binary scores (PR-AUC) must reach ``fraction`` times the best; negative
+    log losses must be at most ``1 / fraction`` times the best loss.
+    """
+    scores = np.asarray(scores)
+    best = scores[members].max()
+    threshold = fraction * best if n_classes == 2 else best / fraction
+    return np.array([c for c in members if scores[c] >= threshold])
+
+
 def greedy_super_learner(oof, y, sample_weight, scorer, n_classes):
     """Counts and calibration pool of greedy ensemble selection over the candidates.
 
@@ -280,6 +296,11 @@ def evaluate(name, seed, m=None, pool_alphas=()):
             linear_platt = pool_proba(candidate_features(linear[None], K), *mix_pool, K)
             honest = discrete_score(oof, y[fit], w_fit, scorer, K, random_state=seed)
             switch = ens if pool_score >= honest else val_proba[best]
+            for fraction in (0.8, 0.9):
+                screened = screened_members(keep, results["pooled_test_score"], fraction, K)
+                wts, b = super_learner_weights(oof[screened], y[fit], w_fit, K)
+                pooled[f"ensemble, screened {fraction:g}"] = pool_proba(
+                    candidate_features(val_proba[screened], K), wts, b, K)
             for gamma in (1.0, 2.0):
                 focal = ens
                 if K == 2:
