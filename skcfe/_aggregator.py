@@ -28,6 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from ._losses import _focal_terms
+from ._threads import BLOCK_ENTRIES, blas_threads, map_row_blocks, one_blas_thread
 
 AGGREGATORS = ("weighted", "mean")
 AGGREGATOR_INPUTS = ("logit", "proba")
@@ -312,6 +313,33 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
     descent direction (the focal loss is not convex for gamma > 0 far from
     the optimum) ends the run as failed.
     """
+    # The Hessian is a sum over rows: by row blocks in threads, and every
+    # product and factorization here with one BLAS thread (see _threads.py).
+    k, p = theta.shape
+    rows_per_block = max(1, BLOCK_ENTRIES // max(p, k * k))
+    n_threads = blas_threads() if len(F1) > rows_per_block else 1
+    with one_blas_thread():
+        return _newton_steps(F1, y, weights, theta, gamma, alpha, max_steps, rows_per_block,
+                             n_threads)
+
+
+def _hessian(F1, hess, rows_per_block, n_threads):
+    """``H[(a, u), (b, v)] = sum_i hess_i[a, b] F1_iu F1_iv``, by row blocks."""
+    k, p = hess.shape[1], F1.shape[1]
+
+    def block(rows):
+        F, H = F1[rows], np.empty((k, p, k, p))
+        for a in range(k):
+            for b in range(a, k):
+                H[a, :, b, :] = F.T @ (F * hess[rows, a, b, None])
+                H[b, :, a, :] = H[a, :, b, :].T
+        return H
+
+    return sum(map_row_blocks(block, len(F1), rows_per_block, n_threads)).reshape(k * p, k * p)
+
+
+def _newton_steps(F1, y, weights, theta, gamma, alpha, max_steps, rows_per_block, n_threads):
+    """The steps of :func:`_newton`, the Hessian by ``rows_per_block`` rows in ``n_threads``."""
     k, p = theta.shape
     q = p - 1
     penalty = np.full((k, p), alpha)
@@ -334,13 +362,7 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
         if np.max(np.abs(gradient)) <= 1e-12:
             return theta, "converged"
         hess = _row_hessians(y, raw, grad, gamma, k, h) * weights[:, None, None]
-        # H[(a, u), (b, v)] = sum_i hess_i[a, b] F1_iu F1_iv
-        H = np.empty((k, p, k, p))
-        for a in range(k):
-            for b in range(a, k):
-                H[a, :, b, :] = F1.T @ (F1 * hess[:, a, b, None])
-                H[b, :, a, :] = H[a, :, b, :].T
-        H = H.reshape(k * p, k * p)
+        H = _hessian(F1, hess, rows_per_block, n_threads)
         H[np.diag_indices(k * p)] += penalty.ravel()
         delta = _newton_direction(H, gradient, q)
         if np.sum(delta * gradient) <= 0:

@@ -278,7 +278,7 @@ def test_fit_in_row_blocks_equals_the_fit_in_one_block(monkeypatch, n_classes, a
     problem = make_problem(n=300, n_classes=n_classes, labeled_fraction=0.7)
     settings = make_settings(aggregator=aggregator, max_iter=5, tol=0.0)
     whole = als.fit(problem, settings, np.random.default_rng(0))
-    monkeypatch.setattr(als, "_BLOCK_ENTRIES", 8 * 3 * 3)
+    monkeypatch.setattr(als, "BLOCK_ENTRIES", 8 * 3 * 3)
     monkeypatch.setattr(als, "blas_threads", lambda: 2)
     blocks = als.fit(problem, settings, np.random.default_rng(0))
     np.testing.assert_allclose(blocks.classifier_factors, whole.classifier_factors, rtol=1e-10, atol=1e-12)

@@ -54,10 +54,7 @@ batched solves that fill a block), and are reduced in block order.
 benchmarks/bench_scale.py measures time and memory up to n = 1e7.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .._aggregator import (
     aggregate,
@@ -70,16 +67,11 @@ from .._aggregator import (
 )
 from .._confidence import agreement_with_labels
 from .._objective import combine
+from .._threads import BLOCK_ENTRIES, blas_threads, map_row_blocks
 from ._result import BackendResult, fold_in, ridge_solve
 
 # Newton steps the aggregator takes per sweep while the factors still move.
 _TRACKING_NEWTON_STEPS = 2
-
-# Entries of a row block's widest temporary (1 MiB of float64). Smaller
-# blocks stay in cache and leave less freed memory behind in the threads'
-# malloc arenas: a sweep at n = 1e6, d = 10 took 1.5 CPU seconds in blocks of
-# 2^17 entries and 1.9 in blocks of 2^20, which also left 15 MB more resident.
-_BLOCK_ENTRIES = 1 << 17
 
 
 def initial_factors(R, row_weight, latent_dim, rng):
@@ -106,35 +98,9 @@ def initial_factors(R, row_weight, latent_dim, rng):
 
 def block_rows(q, d):
     """Rows per block: a block's widest temporary (``d * d`` or ``q`` entries a row)
-    holds ``_BLOCK_ENTRIES`` entries (:func:`~skcfe.backends.ridge_solve` then
+    holds ``BLOCK_ENTRIES`` entries (:func:`~skcfe.backends.ridge_solve` then
     solves the block in one chunk)."""
-    return max(1, _BLOCK_ENTRIES // max(d * d, q))
-
-
-def blas_threads():
-    """Threads BLAS may use here (after the user's limits and environment variables)."""
-    libraries = ThreadpoolController().select(user_api="blas").info()
-    return max((library["num_threads"] for library in libraries), default=1)
-
-
-def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
-    """``[func(rows) for rows in blocks]`` over consecutive slices of ``rows_per_block`` rows.
-
-    Over more than one block, BLAS is limited to one thread and the blocks
-    run in ``n_threads`` threads. Multi-threaded BLAS on a block's small
-    products costs more CPU than it saves (n = 1e6: 34 CPU seconds for two
-    sweeps against 3 on a loaded 2-core machine). Results come back in block
-    order, so reductions over them do not depend on the scheduling.
-    """
-    blocks = [slice(start, min(start + rows_per_block, n_rows))
-              for start in range(0, n_rows, rows_per_block)]
-    if len(blocks) == 1:
-        return [func(blocks[0])]
-    with ThreadpoolController().limit(limits=1, user_api="blas"):
-        if n_threads <= 1:
-            return [func(rows) for rows in blocks]
-        with ThreadPoolExecutor(n_threads) as pool:
-            return list(pool.map(func, blocks))
+    return max(1, BLOCK_ENTRIES // max(d * d, q))
 
 
 class SurrogateWeights:
