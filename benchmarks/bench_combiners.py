@@ -12,7 +12,7 @@ Run::
     python benchmarks/bench_combiners.py --quick    # 5 splits, a few data sets
     python benchmarks/bench_combiners.py --datasets cm1 default --first-split 20 --splits 10 \
         --out combiners_fresh                       # splits no design decision saw
-    python benchmarks/bench_combiners.py --timing [--timing-jobs 2]   # fit time
+    python benchmarks/bench_combiners.py --timing [--timing-jobs 2 | --timing-default-threads]
 
 The base layer is cached with joblib.Memory in ``~/.cache/skcfe-benchmarks``.
 """
@@ -273,11 +273,12 @@ def plot(frame, path):
 TIMING = ("ada", "satimage", "page-blocks0", "vehicle", "digits")
 
 
-def timing(names, repeats=3, n_jobs=None):
+def timing(names, repeats=3, n_jobs=None, threads=1):
     """Fit seconds of StackingClassifier and skcfe's default on the same data, same estimators.
 
     ``n_jobs`` goes to both (base estimators; skcfe's selection too); BLAS
-    and OpenMP stay at one thread.
+    and OpenMP stay at ``threads`` threads (None: as the machine sets them,
+    what a user gets by default).
     """
     from sklearn.ensemble import StackingClassifier
 
@@ -289,7 +290,7 @@ def timing(names, repeats=3, n_jobs=None):
                 ("stacking", StackingClassifier(default_estimators(0), cv=5, n_jobs=n_jobs)),
                 ("skcfe default", CFEnsembleClassifier(random_state=0, n_jobs=n_jobs)),
             ):
-                with warnings.catch_warnings(), threadpool_limits(1):
+                with warnings.catch_warnings(), threadpool_limits(threads):
                     warnings.simplefilter("ignore")
                     start = time.perf_counter()
                     model.fit(X, y)
@@ -317,21 +318,28 @@ def main(argv=None):
                         help="only the fit-time comparison with StackingClassifier")
     parser.add_argument("--timing-jobs", type=int, default=None,
                         help="n_jobs of both estimators in --timing (default: one job)")
+    parser.add_argument("--timing-default-threads", action="store_true",
+                        help="--timing with BLAS and OpenMP threads as the machine sets them")
     args = parser.parse_args(argv)
     names = args.datasets or (QUICK if args.quick else BINARY + MULTICLASS)
     n_splits = args.splits or (5 if args.quick else 20)
     seeds = range(args.first_split, args.first_split + n_splits)
     tasks = [(name, seed) for name in names for seed in seeds]
     if args.timing:
-        table = timing(args.datasets or TIMING, n_jobs=args.timing_jobs)
+        threads = None if args.timing_default_threads else 1
+        table = timing(args.datasets or TIMING, n_jobs=args.timing_jobs, threads=threads)
         machine = C.machine_line(C.machine_info())
         jobs = "one thread" if args.timing_jobs is None else (
             f"n_jobs={args.timing_jobs} for both, one BLAS thread per job")
+        if threads is None:
+            jobs = ("n_jobs=None, BLAS and OpenMP threads as the machine sets them "
+                    "(what a user gets by default)")
         text = (f"# Fit time, skcfe default vs StackingClassifier ({machine})\n\n"
                 f"Same base estimators (`default_estimators(0)`), cv=5, {jobs}; median of 3 "
                 "fits on the whole data set, seconds.\n\n"
                 + table.to_markdown(floatfmt=".3f") + "\n")
         stem = "combiners_time" + ("" if args.timing_jobs is None else f"_jobs{args.timing_jobs}")
+        stem += "_default_threads" if threads is None else ""
         (HERE / "results" / f"{stem}.md").write_text(text)
         print(text)
         return

@@ -166,6 +166,10 @@ estimators : list of (str, estimator) tuples, default=None
         Parallel jobs for fitting the base estimators and their
         cross-validation, and for the combiner selection's level-1 fits
         (:class:`CFEnsembleClassifier`; joblib). Results do not depend on it.
+        With None (and no joblib context that sets more), the selection's
+        fits run in as many threads as BLAS may use, each with one BLAS
+        thread, as ALS's row blocks do: ``threadpoolctl.threadpool_limits(1)``
+        runs them one after another.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the default base estimators, the backend's initialization and

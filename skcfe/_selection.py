@@ -37,7 +37,7 @@ import copy
 import time
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -45,6 +45,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold
 
 from ._cf import cf_predict_proba, fit_cf
+from ._threads import map_in_threads
 
 # Probabilities are clipped to [_CLIP, 1 - _CLIP] before their logarithm:
 # trees and forests output exact 0 and 1.
@@ -498,9 +499,12 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
     labeled rows of a class that is far less noisy than a mean of fold
     scores, which are reported too.
 
-    Every (candidate, fold) fit is one joblib task on a copy of the
-    candidate, run in ``n_jobs`` parallel jobs; the results do not depend on
-    ``n_jobs``.
+    Every (candidate, fold) fit is one task on a copy of the candidate, run
+    in ``n_jobs`` joblib jobs; with ``n_jobs=None`` (and no joblib context
+    that sets more), in as many threads as BLAS may use, each task with one
+    BLAS thread, as ALS runs its row blocks (so ``threadpoolctl`` limits
+    and ``OMP_NUM_THREADS`` govern them). The results do not depend on
+    ``n_jobs`` or on the threads.
 
     Returns
     -------
@@ -523,12 +527,13 @@ def select(R, y, labeled, weights, *, library, scorer, n_classes, n_splits=5, n_
         complete = R_complete is None or getattr(candidate, "handles_missing", False)
         return R if complete else R_complete
 
-    fitted = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_on_fold)(candidate, matrix(candidate),
-                              np.concatenate([lab_idx[train], unl_idx]), lab_idx[test],
-                              y, labeled, weights, n_classes)
-        for _, candidate in library for train, test in folds
-    )
+    tasks = [(candidate, matrix(candidate), np.concatenate([lab_idx[train], unl_idx]),
+              lab_idx[test], y, labeled, weights, n_classes)
+             for _, candidate in library for train, test in folds]
+    if n_jobs is None and effective_n_jobs(None) == 1:
+        fitted = map_in_threads(_fit_on_fold, tasks)
+    else:
+        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_on_fold)(*task) for task in tasks)
     oof = np.empty((len(library), n_repeats, len(lab_idx), n_classes))
     fold_scores = np.empty((len(library), len(folds)))
     fit_time = np.zeros(len(library))

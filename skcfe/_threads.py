@@ -1,4 +1,4 @@
-"""Row blocks in threads, each with single-threaded BLAS.
+"""Row blocks and tasks in threads, each with single-threaded BLAS.
 
 The numerical core works on many small dense products (a row block's ridge
 systems, a block's share of a Hessian). Multi-threaded BLAS on such products
@@ -7,7 +7,11 @@ libraries, the threads one leaves spinning slow down the other's calls (a
 10-class aggregator's Newton steps on 1,000 rows: 83 ms with two BLAS threads
 against 35 ms with one, on 2 cores). So the sums over rows run by blocks, in
 as many threads as BLAS may use, each block with one BLAS thread, and are
-reduced in block order, so that results do not depend on the scheduling.
+reduced in block order, so that results do not depend on the scheduling;
+and the combiner selection's (candidate, fold) fits, with ``n_jobs=None``,
+run the same way (:func:`map_in_threads`): low-level parallelism that
+follows BLAS's thread count, as scikit-learn's OpenMP loops follow
+OpenMP's.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +43,14 @@ def blas_threads():
 
 
 def one_blas_thread():
-    """Context manager that limits numpy's and scipy's BLAS to one thread."""
+    """Context manager that limits numpy's and scipy's BLAS to one thread.
+
+    OpenBLAS's thread count is process-wide, and threadpoolctl lets one
+    Python thread at a time set it (the first to do so, while it lives);
+    other threads' limits are no-ops. So every threaded map here sets the
+    limit before it starts its threads, and the nested limits of the tasks
+    change nothing.
+    """
     return _controller().limit(limits=1)
 
 
@@ -61,3 +72,19 @@ def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
             return [func(rows) for rows in blocks]
         with ThreadPoolExecutor(n_threads) as pool:
             return list(pool.map(func, blocks))
+
+
+def map_in_threads(func, tasks):
+    """``[func(*task) for task in tasks]``, each with one BLAS thread, in as many
+    threads as BLAS may use (one: in order, here).
+
+    Results come back in task order. Every task computes with one BLAS
+    thread however many run, so the results do not depend on the number of
+    threads.
+    """
+    n_threads = min(blas_threads(), len(tasks))
+    with one_blas_thread():
+        if n_threads <= 1:
+            return [func(*task) for task in tasks]
+        with ThreadPoolExecutor(n_threads) as pool:
+            return list(pool.map(lambda task: func(*task), tasks))
