@@ -48,20 +48,16 @@ def evaluate(name, seed):
         clf = CFEnsembleClassifier("precomputed", random_state=seed).fit(R, y)
         default = C.pr_auc(base.y_test, clf.predict_proba(base.R_test))
         results = clf.selection_results_
-        columns = [f"column{j}" for j in range(R.shape[1])]  # the names 'precomputed' gives
-        library = candidate_library(columns, 2, clf._fitted_cf_params, clf._seed,
+        # The library skcfe scored, in its order, its single models named as the base layer's.
+        library = candidate_library(list(base.names), 2, clf._fitted_cf_params, clf._seed,
                                     get_scorer(None, 2))
-        readable = dict(zip(columns, base.names))
+        assert len(library) == len(results["candidate"])
         ones = np.ones(len(y))
         best = int(np.argmax(results["pooled_test_score"]))
         rows = []
         for c, (candidate_name, candidate) in enumerate(library):
-            assert candidate_name == results["candidate"][c]
             proba = candidate.fit(R, y, ones.astype(bool), ones, 2).predict_proba(base.R_test)
-            label = candidate_name.replace("single:", "")
-            rows.append({"dataset": name, "split": seed,
-                         "candidate": f"single:{readable[label]}" if label in readable
-                         else candidate_name,
+            rows.append({"dataset": name, "split": seed, "candidate": candidate_name,
                          "inner_cv": results["pooled_test_score"][c],
                          "weight": results["weight"][c], "best_cv": c == best,
                          "gain": C.pr_auc(base.y_test, proba) - default})

@@ -38,8 +38,6 @@ from bench_combiners import HERE, MULTICLASS, base_layer
 
 from skcfe import CFEnsembleClassifier, default_estimators
 
-MODELS = ("default", "latent_dim=K", "stacking")
-
 
 def evaluate(name, seed):
     base = base_layer(name, seed)

@@ -317,7 +317,7 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
     # product and factorization here with one BLAS thread (see _threads.py).
     k, p = theta.shape
     rows_per_block = max(1, BLOCK_ENTRIES // max(p, k * k))
-    n_threads = blas_threads() if len(F1) > rows_per_block else 1
+    n_threads = blas_threads()  # read before the limit below
     with one_blas_thread():
         return _newton_steps(F1, y, weights, theta, gamma, alpha, max_steps, rows_per_block,
                              n_threads)

@@ -67,11 +67,7 @@ def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
               for start in range(0, n_rows, rows_per_block)]
     if len(blocks) == 1:
         return [func(blocks[0])]
-    with one_blas_thread():
-        if n_threads <= 1:
-            return [func(rows) for rows in blocks]
-        with ThreadPoolExecutor(n_threads) as pool:
-            return list(pool.map(func, blocks))
+    return _map_one_blas_thread(func, blocks, n_threads)
 
 
 def map_in_threads(func, tasks):
@@ -82,9 +78,15 @@ def map_in_threads(func, tasks):
     thread however many run, so the results do not depend on the number of
     threads.
     """
-    n_threads = min(blas_threads(), len(tasks))
+    return _map_one_blas_thread(lambda task: func(*task), tasks, blas_threads())
+
+
+def _map_one_blas_thread(func, items, n_threads):
+    """``[func(item) for item in items]`` in order, in up to ``n_threads`` threads,
+    with BLAS limited to one thread (set here, before any thread starts)."""
+    n_threads = min(n_threads, len(items))
     with one_blas_thread():
         if n_threads <= 1:
-            return [func(*task) for task in tasks]
+            return [func(item) for item in items]
         with ThreadPoolExecutor(n_threads) as pool:
-            return list(pool.map(lambda task: func(*task), tasks))
+            return list(pool.map(func, items))

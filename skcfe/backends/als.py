@@ -247,7 +247,7 @@ def fit(problem, settings, rng):
     weights = SurrogateWeights(problem, settings.rho)
     X = initial_factors(R, w, settings.latent_dim, rng)
     rows_per_block = block_rows(q, settings.latent_dim)
-    n_threads = blas_threads() if n > rows_per_block else 1
+    n_threads = blas_threads()
 
     k = n_outputs(problem.n_classes)
     coef = np.zeros((k, q))
