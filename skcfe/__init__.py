@@ -1,12 +1,11 @@
 """skcfe: scikit-learn compatible stacking through CF-Ensemble."""
 
-from ._base import default_estimators
 from ._classifier import CFEnsembleClassifier
-from ._display import SelectionDisplay
-from ._library import model_library
+from ._library import default_estimators, model_library
 from ._losses import focal_loss, focal_loss_gradient
 from ._posterior import focal_posterior_correction
 from ._transformer import CFEnsembleTransformer
+from .level1.display import SelectionDisplay
 
 __version__ = "0.1.0"
 

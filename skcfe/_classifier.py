@@ -7,23 +7,42 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
-from ._cf import cf_predict_proba
-from ._combiner import fit_combiner
+from ._base import BaseCFEnsemble
+from ._docs import fill_doc
+from .level1 import COMBINER_STRINGS, Level1Context, fit_level1
+from .level1.selection import get_scorer
 
 COMBINER_DOC = """\
-combiner : {'auto', 'select', 'cf'}, default='auto'
-        Level-1 model, chosen by stratified cross-validation on the
-        out-of-fold probability matrix (no base estimator is refit) among
-        candidates: the CF aggregator as configured, the CF aggregator with
-        one latent factor per class, StackingClassifier's logistic
-        regression, non-negative logit stacking, greedy ensemble selection
-        and each base estimator alone (see the user guide). 'auto' combines
-        them as a continuous Super Learner: a non-negative log-linear pool of
-        the candidates, weighted by their out-of-fold predictions. 'select'
-        uses the single candidate with the best score (discrete Super
-        Learner). 'cf' always uses the CF aggregator as configured, skipping
-        the selection.
+combiner : {'auto', 'select', 'cf'}, classifier or list of (str, estimator), \
+default='auto'
+        The level-1 model, fitted on the out-of-fold probability matrix (no
+        base estimator is refit for it).
+
+        - 'auto': a continuous Super Learner. Every candidate of the
+          documented library (:func:`skcfe.level1.default_candidates`: the
+          CF aggregator as configured, the CF aggregator with one latent
+          factor per class, StackingClassifier's logistic regression,
+          non-negative logit stacking, greedy ensemble selection and each
+          base estimator alone) is scored by stratified cross-validation
+          on the matrix, and they are pooled with non-negative weights
+          fitted on their out-of-fold predictions.
+        - 'select': the single candidate with the best score (discrete
+          Super Learner).
+        - 'cf': the CF aggregator as configured, alone; no selection.
+        - a scikit-learn classifier with ``predict_proba``: fitted on the
+          matrix as :class:`~sklearn.ensemble.StackingClassifier` fits its
+          ``final_estimator`` (with ``LogisticRegression()`` and the same
+          ``cv`` it predicts what StackingClassifier predicts); no
+          selection. Its parameters tune as ``combiner__C``.
+        - a list of ``(name, estimator)``: the Super Learner ('auto') over
+          exactly these candidates, each a scikit-learn classifier or a
+          :mod:`skcfe.level1` candidate (``CFCandidate(latent_dim=3)``, ...);
+          parameters tune as ``combiner__name__param``.
+
+        The CF parameters (``latent_dim`` ... ``posterior_correction``)
+        shape the CF candidates only: under 'auto' they change the output
+        only as far as the pool weights the CF candidates (see the user
+        guide).
 
     scoring : str, callable or None, default=None
         Criterion of the selection, a scikit-learn scorer name or callable
@@ -40,15 +59,17 @@ combiner : {'auto', 'select', 'cf'}, default='auto'
 
 SELECTION_ATTRIBUTES_DOC = """\
 combiner_ : str
-        The level-1 model :meth:`predict_proba` uses: 'super_learner'
-        (``combiner='auto'``), the chosen candidate's name ('cf',
-        'cf(latent_dim=K)', 'stacking', 'nonneg_logit', 'greedy' or
-        'single:<name>'), or 'cf'.
+        The level-1 model :meth:`predict_proba` uses: 'super_learner' (the
+        pool, under 'auto' or a list), the chosen candidate's name under
+        'select' ('cf', 'cf(latent_dim=K)', 'stacking', 'nonneg_logit',
+        'greedy' or 'single:<name>'), 'cf', or the class name of a
+        ``combiner`` estimator.
 
     combiner_estimator_ : object
-        The fitted level-1 model named by ``combiner_``. The CF attributes
-        below (``classifier_factors_``, ``coef_``, ...) always describe the
-        CF aggregator as configured, whatever is chosen.
+        The fitted level-1 model named by ``combiner_``; every kind has
+        ``predict_proba`` on the probability matrix. The CF attributes below
+        (``classifier_factors_``, ``coef_``, ...) always describe the CF
+        aggregator as configured, whatever is chosen.
 
     selection_results_ : dict of str to list or ndarray, or None
         Every candidate's cross-validated score, like ``cv_results_`` of
@@ -56,9 +77,9 @@ combiner_ : str
         ``pooled_test_score`` (the score of its out-of-fold predictions over
         all labeled rows, which the choice uses), ``mean_test_score``,
         ``std_test_score`` and ``split<k>_test_score`` over the folds,
-        ``rank_test_score``, ``mean_fit_time`` and, for 'auto', ``weight``
+        ``rank_test_score``, ``mean_fit_time`` and, when pooled, ``weight``
         (its weight in the Super Learner's pool). Plot it with
-        :class:`~skcfe.SelectionDisplay`. None when ``combiner='cf'``.
+        :class:`~skcfe.SelectionDisplay`. None when no selection ran.
 
     """
 
@@ -141,7 +162,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
 
     _parameter_constraints: dict = {
         **BaseCFEnsemble._parameter_constraints,
-        "combiner": [StrOptions({"auto", "select", "cf"})],
+        "combiner": [StrOptions(set(COMBINER_STRINGS)), list, HasMethods(["fit"])],
         "scoring": [None, str, callable, HasMethods("__call__")],
         "selection_cv": [Interval(Integral, 2, None, closed="left")],
     }
@@ -247,18 +268,67 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             Fitted estimator.
         """
         R, problem = self._fit_model(X, y, sample_weight, groups, **fit_params)
-        (self.combiner_, self.combiner_estimator_, self.selection_results_,
-         self._completion) = fit_combiner(
-            R, problem.y, problem.labeled, problem.row_weight, combiner=self.combiner,
-            names=self._model_names(), n_classes=len(self.classes_), cf_model=self._cf_model,
-            cf_params=self._fitted_cf_params, seed=self._seed, scoring=self.scoring,
-            selection_cv=self.selection_cv, groups=groups, n_jobs=self.n_jobs,
-            verbose=self.verbose,
+        n_classes = len(self.classes_)
+        context = Level1Context(
+            n_classes=n_classes, names=tuple(self._model_names()),
+            cf_params=dict(self._fitted_cf_params, verbose=0), seed=self._seed,
+            scorer=get_scorer(self.scoring, n_classes),
         )
+        level1 = fit_level1(
+            self.combiner, R, problem.y, problem.labeled, problem.row_weight, context,
+            cf_model=self._cf_model, selection_cv=self.selection_cv, groups=groups,
+            n_jobs=self.n_jobs, verbose=self.verbose,
+        )
+        self.combiner_, self.combiner_estimator_ = level1.name, level1.model
+        self.selection_results_ = level1.results
         return self
 
     def _selection_uses_groups(self):
-        return self.combiner != "cf"
+        return isinstance(self.combiner, (str, list)) and not (
+            isinstance(self.combiner, str) and self.combiner == "cf")
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator; with ``deep``, nested ones too.
+
+        Besides the base estimators' (``name__param``), those of the
+        combiner: ``combiner__param`` for an estimator, and
+        ``combiner__name`` and ``combiner__name__param`` for a list of
+        candidates.
+        """
+        out = super().get_params(deep=deep)
+        if deep and isinstance(self.combiner, list):
+            for item in self.combiner:
+                if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                    break  # fit reports the invalid list
+                name, est = item
+                out[f"combiner__{name}"] = est
+                if hasattr(est, "get_params") and not isinstance(est, type):
+                    out.update({f"combiner__{name}__{key}": value
+                                for key, value in est.get_params(deep=True).items()})
+        return out
+
+    def set_params(self, **params):
+        """Set parameters, ``combiner__name`` and ``combiner__name__param`` of a list too."""
+        combiner = params.get("combiner", self.combiner)
+        nested = [key for key in params if key.startswith("combiner__")]
+        if isinstance(combiner, list) and nested:
+            combiner = list(combiner)
+            names = [name for name, _ in combiner]
+            for key in nested:
+                name, _, sub = key[len("combiner__"):].partition("__")
+                if name not in names:
+                    raise ValueError(
+                        f"Invalid parameter {key!r}: the combiner has no candidate {name!r} "
+                        f"(its candidates: {names})."
+                    )
+                value = params.pop(key)
+                i = names.index(name)
+                if sub:
+                    combiner[i][1].set_params(**{sub: value})
+                else:
+                    combiner[i] = (name, value)
+            params["combiner"] = combiner
+        return super().set_params(**params)
 
     def predict_proba(self, X):
         """Class probabilities of ``X``.
@@ -270,21 +340,21 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            The corrected posterior when ``posterior_correction=True``, else
-            the aggregator's raw output.
+            The level-1 model's probabilities. The CF aggregator's are the
+            corrected posterior when ``posterior_correction`` was True at
+            fit, else its raw output.
         """
         check_is_fitted(self)
         R = self._new_matrix(X)
-        if self.combiner_ == "cf":
-            return cf_predict_proba(self._cf_model, R, self.posterior_correction)
-        if self._completion is None and np.isnan(R).any():
+        model = self.combiner_estimator_
+        if not model.handles_missing and np.isnan(R).any():
             raise ValueError(
                 "X has missing predictions (NaN), but this model was fitted on a complete "
                 f"matrix and its combiner ({self.combiner_!r}) needs every prediction. Fit "
                 "on a matrix with missing entries (they train the completion), or use "
                 "combiner='cf', which completes them by the fold-in."
             )
-        return self.combiner_estimator_.predict_proba(R)
+        return model.predict_proba(R)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -319,9 +389,4 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-CFEnsembleClassifier.__doc__ = (
-    CFEnsembleClassifier.__doc__.replace("%(shared_parameters)s", SHARED_PARAMETERS_DOC)
-    .replace("%(combiner)s", COMBINER_DOC)
-    .replace("%(selection_attributes)s", SELECTION_ATTRIBUTES_DOC)
-    .replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
-)
+fill_doc(CFEnsembleClassifier, combiner=COMBINER_DOC, selection_attributes=SELECTION_ATTRIBUTES_DOC)

@@ -135,6 +135,31 @@ _LIBRARY = [
 MAX_LIBRARY_SIZE = len(_LIBRARY)
 
 
+DEFAULT_ESTIMATOR_NAMES = ("logistic", "naive_bayes", "tree", "forest", "boosting")
+
+
+def default_estimators(random_state=None):
+    """The diverse default set of base estimators: :func:`model_library`'s first five.
+
+    Linear (scaled logistic regression), generative (Gaussian naive Bayes),
+    a single tree, bagging (a random forest) and boosting (histogram
+    gradient boosting): their errors differ, which is what a combiner can
+    exploit. Every one accepts ``sample_weight``; with metadata routing
+    enabled, every one (each step of the logistic pipeline too) requests it,
+    so sample weights reach them with routing as without.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        Seeds the randomized estimators, as :func:`model_library` does.
+
+    Returns
+    -------
+    estimators : list of (str, estimator)
+    """
+    return model_library(len(DEFAULT_ESTIMATOR_NAMES), random_state=random_state)
+
+
 @validate_params(
     {
         "size": [Interval(Integral, 1, MAX_LIBRARY_SIZE, closed="both")],

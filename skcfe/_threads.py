@@ -9,9 +9,11 @@ against 35 ms with one, on 2 cores). So the sums over rows run by blocks, in
 as many threads as BLAS may use, each block with one BLAS thread, and are
 reduced in block order, so that results do not depend on the scheduling;
 and the combiner selection's (candidate, fold) fits, with ``n_jobs=None``,
-run the same way (:func:`map_in_threads`): low-level parallelism that
-follows BLAS's thread count, as scikit-learn's OpenMP loops follow
-OpenMP's.
+run the same way (joblib's threading backend under :func:`one_blas_thread`):
+low-level parallelism that follows BLAS's thread count, as scikit-learn's
+OpenMP loops follow OpenMP's. Row blocks use a bare ThreadPoolExecutor
+rather than joblib: a sweep maps hundreds of millisecond blocks, where
+joblib's per-call dispatch would cost more than the blocks.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -68,17 +70,6 @@ def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
     if len(blocks) == 1:
         return [func(blocks[0])]
     return _map_one_blas_thread(func, blocks, n_threads)
-
-
-def map_in_threads(func, tasks):
-    """``[func(*task) for task in tasks]``, each with one BLAS thread, in as many
-    threads as BLAS may use (one: in order, here).
-
-    Results come back in task order. Every task computes with one BLAS
-    thread however many run, so the results do not depend on the number of
-    threads.
-    """
-    return _map_one_blas_thread(lambda task: func(*task), tasks, blas_threads())
 
 
 def _map_one_blas_thread(func, items, n_threads):

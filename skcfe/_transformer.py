@@ -5,7 +5,8 @@ from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._base import SHARED_ATTRIBUTES_DOC, SHARED_PARAMETERS_DOC, BaseCFEnsemble
+from ._base import BaseCFEnsemble
+from ._docs import fill_doc
 
 
 class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
@@ -313,6 +314,4 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         return tags
 
 
-CFEnsembleTransformer.__doc__ = CFEnsembleTransformer.__doc__.replace(
-    "%(shared_parameters)s", SHARED_PARAMETERS_DOC
-).replace("%(shared_attributes)s", SHARED_ATTRIBUTES_DOC)
+fill_doc(CFEnsembleTransformer)

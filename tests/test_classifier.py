@@ -279,7 +279,8 @@ def test_focal_loss_with_class_weights_gives_calibrated_posterior():
         combiner="cf",
     ).fit(X[train], y[train])
     corrected = clf.predict_proba(X[test])[:, 1]
-    raw = clf.set_params(posterior_correction=False).predict_proba(X[test])[:, 1]
+    raw = clf.set_params(posterior_correction=False).fit(X[train], y[train]).predict_proba(
+        X[test])[:, 1]
     assert brier_score_loss(y[test], corrected) < brier_score_loss(y[test], raw)
     assert log_loss(y[test], corrected) < log_loss(y[test], raw)
     # Raw focal + class-weighted output overestimates the 8% minority badly;

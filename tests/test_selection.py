@@ -1,4 +1,6 @@
-"""Level-1 selection on the out-of-fold matrix (skcfe/_selection.py) and the classifier's use."""
+"""Level-1 candidates, selection and pool (skcfe/level1/) and the classifier's use."""
+
+import re
 
 import matplotlib
 import numpy as np
@@ -11,20 +13,21 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 
 from skcfe import CFEnsembleClassifier, SelectionDisplay
-from skcfe._selection import (
+from skcfe.level1 import Level1Candidate, Level1Context
+from skcfe.level1.candidates import (
     FactorCandidate,
     IndicatorCandidate,
-    PoolCandidate,
-    average_precision,
-    candidate_library,
-    fit_log_linear_pool,
-    get_scorer,
+    NonNegLogitCandidate,
+    default_candidates,
     greedy_selection,
+)
+from skcfe.level1.pool import fit_log_linear_pool, pool_members, super_learner_weights
+from skcfe.level1.selection import (
+    average_precision,
+    get_scorer,
     inner_folds,
     neg_log_loss,
-    pool_members,
     select,
-    super_learner_weights,
 )
 
 from .conftest import light_estimators
@@ -101,12 +104,18 @@ def test_greedy_selection_prefers_the_accurate_model():
     assert counts[0] == counts[2] == 0
 
 
-class Memorizer:
+def _context(n_classes=2, names=("a", "b", "c"), scorer=average_precision, seed=0):
+    return Level1Context(n_classes=n_classes, names=tuple(names),
+                         cf_params=CFEnsembleClassifier().get_params(deep=False), seed=seed,
+                         scorer=scorer)
+
+
+class Memorizer(Level1Candidate):
     """Perfect on the rows it was fitted on, uninformative anywhere else."""
 
-    def fit(self, R, y, labeled, weights, n_classes):
+    def fit(self, R, y, labeled, weights, context):
         self.seen_ = {row.tobytes(): label for row, label in zip(R[labeled], y[labeled])}
-        self.n_classes_ = n_classes
+        self.n_classes_ = context.n_classes
         return self
 
     def predict_proba(self, R):
@@ -124,12 +133,12 @@ def test_selection_scores_candidates_only_on_rows_they_were_not_fitted_on():
     y = (rng.random(n) < 0.2).astype(int)
     R = expit(1.5 * (2 * y[:, None] - 1) + rng.normal(0, 1.5, (n, 3)))
     labeled, w = np.ones(n, dtype=bool), np.ones(n)
-    memorizer = Memorizer().fit(R, y, labeled, w, 2)
+    memorizer = Memorizer().fit(R, y, labeled, w, _context())
     # In sample the memorizer is perfect and beats the honest pool ...
     assert average_precision(y, memorizer.predict_proba(R), w) == 1.0
-    library = [("memorizer", Memorizer()), ("pool", PoolCandidate())]
-    results, oof = select(R, y, labeled, w, library=library, scorer=average_precision,
-                          n_classes=2, random_state=0)
+    library = [("memorizer", Memorizer()), ("pool", NonNegLogitCandidate())]
+    results, oof = select(R, y, labeled, w, candidates=library, context=_context(),
+                          random_state=0)
     # ... held out it is at chance (its out-of-fold predictions are constant).
     assert np.all(oof[0] == 0.5)
     assert results["pooled_test_score"][0] == pytest.approx(y.mean())
@@ -166,11 +175,11 @@ def test_selection_with_groups_sees_through_a_group_memorizer():
     # it is held out for what it is.
     R, y, groups = _grouped_duplicates()
     labeled, w = np.ones(len(y), dtype=bool), np.ones(len(y))
-    library = [("memorizer", Memorizer()), ("pool", PoolCandidate())]
-    leaky, _ = select(R, y, labeled, w, library=library, scorer=average_precision,
-                      n_classes=2, random_state=0)
-    honest, _ = select(R, y, labeled, w, library=library, scorer=average_precision,
-                       n_classes=2, random_state=0, groups=groups)
+    library = [("memorizer", Memorizer()), ("pool", NonNegLogitCandidate())]
+    leaky, _ = select(R, y, labeled, w, candidates=library, context=_context(),
+                      random_state=0)
+    honest, _ = select(R, y, labeled, w, candidates=library, context=_context(),
+                       random_state=0, groups=groups)
     assert leaky["pooled_test_score"][0] == 1.0
     assert honest["pooled_test_score"][0] == pytest.approx(y.mean())
     assert list(honest["rank_test_score"]) == [2, 1]
@@ -214,30 +223,26 @@ def test_parallel_selection_gives_the_same_results(multiclass_data):
         np.testing.assert_array_equal(fits[0].selection_results_[key],
                                       fits[1].selection_results_[key])
     np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
-    library = [("pool", PoolCandidate())]
+    library = [("pool", NonNegLogitCandidate())]
     rng = np.random.default_rng(0)
     R = rng.random((60, 2))
     select(R, (R[:, 0] > 0.5).astype(int), np.ones(60, dtype=bool), np.ones(60),
-           library=library, scorer=average_precision, n_classes=2, random_state=0)
+           candidates=library, context=_context(names=("a", "b")), random_state=0)
     assert not hasattr(library[0][1], "weights_")
 
 
-def test_candidate_library_lists_every_documented_candidate():
-    params = CFEnsembleClassifier().get_params()
-    names = [n for n, _ in candidate_library(["a", "b"], 2, params, 0, average_precision)]
+def test_default_candidates_lists_every_documented_candidate():
+    names = [n for n, _ in default_candidates(["a", "b"], 2)]
     assert names == ["cf", "cf(latent_dim=2)", "stacking", "nonneg_logit", "greedy",
                      "single:a", "single:b"]
-    params["latent_dim"] = 3
-    names = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss)]
+    names = [n for n, _ in default_candidates(["a"], 3, latent_dim=3)]
     assert "cf(latent_dim=3)" not in names
-    semi = [n for n, _ in candidate_library(["a", "b"], 2, CFEnsembleClassifier().get_params(),
-                                            0, average_precision, semi_supervised=True)]
+    semi = [n for n, _ in default_candidates(["a", "b"], 2, semi_supervised=True)]
     assert semi[-2:] == ["factor", "voting"]
     # both were measured on binary problems only: K classes keep the supervised library
-    semi_k = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss,
-                                              semi_supervised=True)]
+    semi_k = [n for n, _ in default_candidates(["a"], 3, latent_dim=3, semi_supervised=True)]
     assert semi_k == names
-    missing = [n for n, _ in candidate_library(["a"], 3, params, 0, neg_log_loss, missing=True)]
+    missing = [n for n, _ in default_candidates(["a"], 3, latent_dim=3, missing=True)]
     assert missing == [*names, "missing_indicators"]
 
 
@@ -261,7 +266,7 @@ def test_indicator_candidate_reads_missingness_as_information():
     train, test = np.arange(400), np.arange(400, 600)
     ones = np.ones(len(y))
     labeled = np.ones(len(y), dtype=bool)
-    indicator = IndicatorCandidate().fit(R[train], y[train], labeled[train], ones[train], 2)
+    indicator = IndicatorCandidate().fit(R[train], y[train], labeled[train], ones[train], _context())
     proba = indicator.predict_proba(R[test])
     assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(axis=1), 1.0)
     # the indicator of model 0 gets a large positive weight; its value column does not
@@ -283,7 +288,7 @@ def test_indicator_candidate_one_indicator_per_model_for_k_classes():
     R = softmax(rng.randn(n, m, K), axis=2).reshape(n, m * K)
     R[:10, :K] = np.nan  # model 0 missing on ten rows, every class column of it
     ones, labeled = np.ones(n), np.ones(n, dtype=bool)
-    candidate = IndicatorCandidate().fit(R, y, labeled, ones, K)
+    candidate = IndicatorCandidate().fit(R, y, labeled, ones, _context(K, names=("a", "b")))
     assert candidate.model_.coef_.shape == (K, m * K + m)
     features = candidate._features(candidate._logits(R))
     assert np.array_equal(features[:, -m:], np.column_stack([np.arange(n) < 10, np.zeros(n)]))
@@ -325,7 +330,7 @@ def _factor_problem(n_unlabeled, seed=0):
 
 def test_factor_candidate_weights_models_by_their_noise_and_reads_unlabeled_rows():
     R, y, labeled = _factor_problem(2000)
-    candidate = FactorCandidate(0).fit(R, y, labeled, np.ones(len(y)), 2)
+    candidate = FactorCandidate().fit(R, y, labeled, np.ones(len(y)), _context(names="abcde"))
     # posterior-mean weights lambda_j / psi_j: the least noisy model weighs most
     weights = candidate.factor_.components_[0] / candidate.factor_.noise_variance_
     assert np.all(np.diff(weights * candidate.sign_) < 0)
@@ -333,8 +338,8 @@ def test_factor_candidate_weights_models_by_their_noise_and_reads_unlabeled_rows
     assert proba.shape == (len(y), 2) and np.allclose(proba.sum(axis=1), 1)
     assert roc_auc_score(y, proba[:, 1]) > 0.9
     # the loadings come from every row: dropping the unlabeled ones changes them
-    labeled_only = FactorCandidate(0).fit(R[labeled], y[labeled], labeled[labeled],
-                                          np.ones(60), 2)
+    labeled_only = FactorCandidate().fit(R[labeled], y[labeled], labeled[labeled],
+                                         np.ones(60), _context(names="abcde"))
     assert not np.allclose(labeled_only.factor_.components_, candidate.factor_.components_)
 
 
@@ -582,9 +587,15 @@ def test_verbose_names_every_candidate(binary_data, capsys):
     X, y = binary_data
     clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, verbose=1).fit(X, y)
     out = capsys.readouterr().out
-    for name in clf.selection_results_["candidate"]:
-        assert f"[selection] {name}: pooled out-of-fold score" in out
-    assert "[ALS] sweep 1:" in out
+    names = clf.selection_results_["candidate"]
+    for name in names:
+        assert f"[skcfe] level-1 {name}: pooled out-of-fold score" in out
+        for k in range(1, 6):
+            assert re.search(rf"level-1 {re.escape(name)}: fold {k} of 5, total=\s*[\d.]+s", out)
+    # one line per (candidate, fold): the selection's CF fits print no sweeps;
+    # only the CF aggregator as configured, fitted on every row, does
+    assert len(re.findall(r"level-1 .*: fold", out)) == 5 * len(names)
+    assert out.count("[ALS] sweep 1:") == 1
 
 
 def _missing_problem(seed=0, n=400, m=4, rate=0.3):

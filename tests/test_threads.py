@@ -5,7 +5,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from skcfe import CFEnsembleClassifier
-from skcfe._threads import blas_threads, map_in_threads
+from skcfe._threads import blas_threads, map_row_blocks
 
 from .conftest import light_estimators
 
@@ -18,14 +18,15 @@ def two_blas_threads():
         yield
 
 
-def test_map_in_threads_returns_in_task_order_with_one_blas_thread(two_blas_threads):
+def test_row_blocks_return_in_block_order_with_one_blas_thread(two_blas_threads):
     seen = []
 
-    def task(i, x):
+    def block(rows):
         seen.append(blas_threads())
-        return i, float(np.sum(np.full((40, 40), x) @ np.full((40, 40), x)))
+        x = 0.5 * rows.start
+        return rows.start, float(np.sum(np.full((40, 40), x) @ np.full((40, 40), x)))
 
-    out = map_in_threads(task, [(i, 0.5 * i) for i in range(12)])
+    out = map_row_blocks(block, 12, 1, n_threads=2)
     assert [i for i, _ in out] == list(range(12))
     np.testing.assert_allclose([v for _, v in out], [40**3 * (0.5 * i) ** 2 for i in range(12)])
     assert seen and set(seen) == {1}
@@ -47,16 +48,20 @@ def test_selection_results_do_not_depend_on_the_threads(multiclass_data):
 
 
 def test_selection_runs_its_fits_in_threads_with_n_jobs_none(multiclass_data, monkeypatch):
-    """n_jobs=None: the (candidate, fold) fits go to map_in_threads; an explicit
-    n_jobs goes to joblib as before."""
-    import skcfe._selection as selection
+    """n_jobs=None: the (candidate, fold) fits run in threads with one BLAS thread
+    each (joblib's threading backend); an explicit n_jobs goes to joblib's default."""
+    import skcfe.level1.selection as selection
 
-    calls = []
-    monkeypatch.setattr(selection, "map_in_threads",
-                        lambda func, tasks: calls.append(len(tasks)) or
-                        [func(*task) for task in tasks])
+    backends = []
+    real_parallel = selection.Parallel
+
+    def parallel(*args, **kwargs):
+        backends.append(kwargs.get("backend"))
+        return real_parallel(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "Parallel", parallel)
     X, y = multiclass_data
-    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
-    assert calls == [5 * len(clf.selection_results_["candidate"])]
+    CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
+    assert backends == ["threading"]
     CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, n_jobs=1).fit(X, y)
-    assert len(calls) == 1
+    assert backends == ["threading", None]

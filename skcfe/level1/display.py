@@ -1,9 +1,10 @@
 """SelectionDisplay: every candidate combiner's selection score, and the choice."""
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._selection import default_scoring
+from .selection import default_scoring
 
 
 class SelectionDisplay:
@@ -66,8 +67,9 @@ class SelectionDisplay:
 
         Parameters
         ----------
-        estimator : CFEnsembleClassifier
-            Fitted with ``combiner='auto'``.
+        estimator : CFEnsembleClassifier or Pipeline
+            Fitted with a selection (``combiner`` 'auto', 'select' or a list
+            of candidates); a fitted Pipeline whose last step is one.
         ax : matplotlib Axes, default=None
             Axes to plot on; a new figure when None.
 
@@ -75,13 +77,20 @@ class SelectionDisplay:
         -------
         display : SelectionDisplay
         """
+        if isinstance(estimator, Pipeline):
+            estimator = estimator[-1]
+        if not hasattr(estimator, "combiner"):
+            raise TypeError(
+                "SelectionDisplay.from_estimator needs a CFEnsembleClassifier (or a Pipeline "
+                f"ending in one); got {type(estimator).__name__}."
+            )
         check_is_fitted(estimator, "combiner_")
         results = estimator.selection_results_
         if results is None:
             raise ValueError(
-                "This classifier ran no selection (combiner='cf', or too few labeled rows "
-                "of a class for the selection's cross-validation); refit it with "
-                "combiner='auto' to plot one."
+                f"This classifier ran no selection (combiner_={estimator.combiner_!r}: "
+                "combiner='cf' or a single estimator, or too few labeled rows of a class for "
+                "the selection's cross-validation); refit it with combiner='auto' to plot one."
             )
         scoring = estimator.scoring
         if scoring is None:
@@ -110,8 +119,9 @@ class SelectionDisplay:
         """
         import matplotlib.pyplot as plt
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.35 * len(self.candidates) + 1.2))
+        new_figure = ax is None
+        if new_figure:
+            _, ax = plt.subplots(figsize=(7, 0.35 * len(self.candidates) + 1.2))
         rows = np.arange(len(self.candidates))[::-1]
         chosen = np.array([name in self.chosen for name in self.candidates])
         self.errorbar_ = []
@@ -129,5 +139,7 @@ class SelectionDisplay:
         ax.set_yticks(rows, self.candidates)
         ax.set_xlabel(f"inner-CV {self.scoring} (pooled out-of-fold; bars: std over folds)")
         ax.legend(loc="best", fontsize="small")
+        if new_figure:  # room for the longest candidate name
+            ax.figure.tight_layout()
         self.ax_, self.figure_ = ax, ax.figure
         return self

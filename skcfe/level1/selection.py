@@ -1,0 +1,253 @@
+"""The Super Learner's cross-validated selection on the out-of-fold matrix.
+
+The base layer's out-of-fold matrix ``R`` is fixed, so scoring a candidate
+costs level-1 fits only. :func:`select` fits every candidate on the
+training rows of each inner fold (stratified, over the labeled rows) and
+scores it on the rest: every candidate is scored only on rows it was not
+fitted on.
+"""
+
+import time
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold
+from sklearn.utils._user_interface import _message_with_time
+
+from .._threads import blas_threads, one_blas_thread
+
+
+def default_scoring(n_classes):
+    """The selection criterion when ``scoring=None``.
+
+    PR-AUC (average precision) for binary problems, the goal on imbalanced
+    data; log loss for K classes, which also rewards calibration.
+    """
+    return "average_precision" if n_classes == 2 else "neg_log_loss"
+
+
+class _ProbaInput(ClassifierMixin, BaseEstimator):
+    """A classifier whose input is its own ``predict_proba`` output.
+
+    Lets any scikit-learn scorer score a matrix of predicted probabilities:
+    ``scorer(_ProbaInput(classes), P, y)``.
+    """
+
+    def __init__(self, classes):
+        self.classes = classes
+
+    def fit(self, X, y=None):  # pragma: no cover - never fitted, classes_ is set
+        return self
+
+    @property
+    def classes_(self):
+        return self.classes
+
+    def predict_proba(self, X):
+        return X
+
+    def predict(self, X):
+        return self.classes[np.argmax(X, axis=1)]
+
+
+def average_precision(y, proba, sample_weight):
+    """Weighted average precision of ``proba[:, 1]``, as scikit-learn computes it.
+
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct thresholds; the same value
+    as :func:`sklearn.metrics.average_precision_score`, without its input
+    validation, which dominates the cost of greedy ensemble selection.
+    """
+    score = proba[:, 1]
+    order = np.argsort(-score, kind="mergesort")
+    positive = (y[order] == 1) * sample_weight[order]
+    tps = np.cumsum(positive)
+    total = np.cumsum(sample_weight[order])
+    last = np.r_[np.flatnonzero(np.diff(score[order])), len(score) - 1]
+    tps, total = tps[last], total[last]
+    if tps[-1] <= 0:
+        return 0.0
+    precision = np.divide(tps, total, out=np.zeros_like(tps), where=total > 0)
+    return float(np.dot(np.diff(tps, prepend=0.0) / tps[-1], precision))
+
+
+def neg_log_loss(y, proba, sample_weight):
+    """Weighted mean log loss of ``proba``, negated (as scikit-learn's scorer)."""
+    p = np.clip(proba[np.arange(len(y)), y], np.finfo(float).eps, None)
+    return float(np.dot(sample_weight, np.log(p)) / sample_weight.sum())
+
+
+_FAST_METRICS = {"average_precision": average_precision, "neg_log_loss": neg_log_loss}
+
+
+def get_scorer(scoring, n_classes):
+    """``score(y, proba, sample_weight)`` for ``scoring`` (None: :func:`default_scoring`).
+
+    Any scikit-learn scorer name or callable ``scorer(estimator, X, y)``
+    works; it scores a matrix of predicted probabilities through a classifier
+    whose input is its own output. The default criteria have exact fast
+    versions. A scorer that fails on these probabilities, or returns NaN,
+    raises a ValueError that names ``scoring``.
+    """
+    scoring = default_scoring(n_classes) if scoring is None else scoring
+    if isinstance(scoring, str) and scoring in _FAST_METRICS:
+        return _FAST_METRICS[scoring]
+    identity = _ProbaInput(np.arange(n_classes))
+    scorer = check_scoring(identity, scoring=scoring)
+
+    def score(y, proba, sample_weight):
+        try:
+            value = float(scorer(identity, proba, y, sample_weight=sample_weight))
+        except ValueError as exc:
+            raise ValueError(
+                f"scoring={scoring!r} failed on the combiner selection's {n_classes}-class "
+                f"probabilities: {exc} Use a scorer for {n_classes} classes (e.g. "
+                f"{'roc_auc_ovr' if n_classes > 2 else 'average_precision'}), or "
+                "scoring=None for the default."
+            ) from exc
+        if not np.isfinite(value):
+            raise ValueError(
+                f"scoring={scoring!r} returned {value} on the combiner selection's inner "
+                "folds; the selection needs a finite score for every candidate."
+            )
+        return value
+
+    return score
+
+
+def n_inner_splits(y, labeled, n_classes, selection_cv, groups=None):
+    """Folds of the selection: ``selection_cv``, at most the labeled rows of the smallest
+    class and the number of groups among the labeled rows (fewer than 2: no selection)."""
+    smallest = np.bincount(y[labeled], minlength=n_classes).min()
+    n_splits = min(int(selection_cv), int(smallest))
+    if groups is not None:
+        n_splits = min(n_splits, len(np.unique(np.asarray(groups)[labeled])))
+    return n_splits
+
+
+def inner_folds(y, groups, *, n_splits, n_repeats, random_state):
+    """The selection's (train, test) index pairs over rows with labels ``y``, repeat by repeat."""
+    if groups is None:
+        splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
+                                           random_state=random_state)
+        return list(splitter.split(y, y))
+    rng = np.random.RandomState(random_state)
+    folds = []
+    for _ in range(n_repeats):
+        splitter = StratifiedGroupKFold(n_splits, shuffle=True,
+                                        random_state=rng.randint(np.iinfo(np.int32).max))
+        folds += list(splitter.split(y, y, groups))
+    return folds
+
+
+def _fit_on_fold(candidate, R, train, test, y, labeled, weights, context, message):
+    """A clone of ``candidate`` fitted on rows ``train``: its probabilities of rows ``test``
+    and its fit seconds; with a ``message``, one line of progress."""
+    candidate = clone(candidate)
+    start = time.perf_counter()
+    candidate.fit(R[train], y[train], labeled[train], weights[train], context)
+    elapsed = time.perf_counter() - start
+    proba = candidate.predict_proba(R[test])
+    if message:
+        # one write per line: the fits run in threads
+        print(_message_with_time("skcfe", message, time.perf_counter() - start) + "\n", end="",
+              flush=True)
+    return proba, elapsed
+
+
+def _run(tasks, n_jobs):
+    """``[_fit_on_fold(*task) for task in tasks]`` in order, in ``n_jobs`` joblib jobs.
+
+    ``n_jobs=None`` (and no joblib context that sets more): in as many threads
+    as BLAS may use, each with one BLAS thread (set once, before the threads
+    start: see ``_threads.py``), so the results do not depend on the threads.
+    """
+    if n_jobs is None and effective_n_jobs(None) == 1:
+        n_threads = min(blas_threads(), len(tasks))
+        with one_blas_thread():
+            return Parallel(n_jobs=n_threads, backend="threading")(
+                delayed(_fit_on_fold)(*task) for task in tasks)
+    return Parallel(n_jobs=n_jobs)(delayed(_fit_on_fold)(*task) for task in tasks)
+
+
+def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats=1,
+           random_state=None, verbose=0, R_complete=None, groups=None, n_jobs=None):
+    """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
+
+    With ``groups`` (one label per row of ``R``) the folds are
+    :class:`~sklearn.model_selection.StratifiedGroupKFold`'s, shuffled anew
+    for each repeat: no group is split between a candidate's fit and the
+    rows it is scored on.
+
+    Unlabeled rows are training rows of every fold (the CF candidates'
+    factorization uses them; the others ignore them). The out-of-fold
+    probabilities of each repeat are pooled and scored once: with few
+    labeled rows of a class that is far less noisy than a mean of fold
+    scores, which are reported too. Candidates that need every prediction
+    are fitted on ``R_complete`` when it is given.
+
+    Every (candidate, fold) fit is one task on a clone of the candidate, run
+    in ``n_jobs`` joblib jobs (:func:`_run`); the results do not depend on
+    ``n_jobs`` or on the threads.
+
+    Parameters
+    ----------
+    candidates : list of (str, candidate)
+    context : Level1Context
+        Its ``scorer`` scores the candidates.
+    verbose : int
+        > 0: one line per candidate and fold with its time, and one per
+        candidate with its pooled score.
+
+    Returns
+    -------
+    results : dict
+        ``cv_results_``-like: ``candidate``, ``pooled_test_score`` (what the
+        choice uses, averaged over repeats), ``mean_test_score``,
+        ``std_test_score`` and ``split{k}_test_score`` over the folds,
+        ``rank_test_score`` (by the pooled score) and ``mean_fit_time``
+        (seconds per fold).
+    oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
+        Every candidate's out-of-fold probabilities of the labeled rows.
+    """
+    scorer, n_classes = context.scorer, context.n_classes
+    lab_idx = np.flatnonzero(labeled)
+    unl_idx = np.flatnonzero(~labeled)
+    y_lab, w_lab = y[lab_idx], weights[lab_idx]
+    folds = inner_folds(y_lab, None if groups is None else np.asarray(groups)[lab_idx],
+                        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+
+    def matrix(candidate):
+        complete = R_complete is None or candidate.handles_missing
+        return R if complete else R_complete
+
+    tasks = [(candidate, matrix(candidate), np.concatenate([lab_idx[train], unl_idx]),
+              lab_idx[test], y, labeled, weights, context,
+              verbose and f"level-1 {name}: fold {k} of {len(folds)}")
+             for name, candidate in candidates for k, (train, test) in enumerate(folds, 1)]
+    fitted = _run(tasks, n_jobs)
+    oof = np.empty((len(candidates), n_repeats, len(lab_idx), n_classes))
+    fold_scores = np.empty((len(candidates), len(folds)))
+    fit_time = np.zeros(len(candidates))
+    pooled = np.empty(len(candidates))
+    for c, (name, _) in enumerate(candidates):
+        for k, (_, test) in enumerate(folds):
+            proba, elapsed = fitted[c * len(folds) + k]
+            fit_time[c] += elapsed
+            oof[c, k // n_splits, test] = proba
+            fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
+        pooled[c] = np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])
+        if verbose:
+            print(f"[skcfe] level-1 {name}: pooled out-of-fold score {pooled[c]:.4f}, "
+                  f"{len(folds)} fits in {fit_time[c]:.2f} s", flush=True)
+    results = {
+        "candidate": [name for name, _ in candidates],
+        "pooled_test_score": pooled,
+        "mean_test_score": fold_scores.mean(axis=1),
+        "std_test_score": fold_scores.std(axis=1),
+        **{f"split{k}_test_score": fold_scores[:, k] for k in range(len(folds))},
+        "rank_test_score": (np.argsort(np.argsort(-pooled, kind="stable")) + 1).astype(np.int32),
+        "mean_fit_time": fit_time / len(folds),
+    }
+    return results, oof
