@@ -14,7 +14,7 @@ import numpy as np
 from ._aggregator import aggregate, raw_to_proba
 from ._confidence import apply_confidence, fit_confidence, label_targets, reads_labels
 from ._posterior import focal_posterior_correction
-from .backends import Problem, Settings, fold_in, get_backend
+from .backends import Problem, Settings, TorchOptions, fold_in, get_backend
 
 # The estimator parameters the CF model reads (the rest are the base layer's).
 CF_PARAMETERS = (
@@ -145,11 +145,11 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
         tol=float(params["tol"]),
         aggregator_input=params["aggregator_input"],
         verbose=params["verbose"],
-        extra={
-            "solver": params["solver"],
-            "learning_rate": float(params["learning_rate"]),
-            "device": params["device"],
-        },
+        torch=TorchOptions(
+            solver=params["solver"],
+            learning_rate=float(params["learning_rate"]),
+            device=params["device"],
+        ),
     )
     result = get_backend(params["backend"]).fit(problem, settings, np.random.default_rng(seed))
     model = CFModel(

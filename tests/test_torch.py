@@ -21,7 +21,7 @@ from skcfe._aggregator import aggregate, fit_weighted, raw_to_proba, supervised_
 from skcfe._confidence import apply_confidence, fit_confidence, label_targets
 from skcfe._losses import _focal_terms
 from skcfe._objective import combine, reconstruction_loss
-from skcfe.backends import Problem, Settings, als, fold_in
+from skcfe.backends import Problem, Settings, TorchOptions, als, fold_in
 from skcfe.backends import torch as torch_backend
 
 from .conftest import light_estimators
@@ -109,7 +109,7 @@ def make_settings(**params):
         "aggregator_alpha": 1e-3,
         "max_iter": 100,
         "tol": 1e-4,
-        "extra": {"learning_rate": 0.05, "device": "cpu"},
+        "torch": TorchOptions(learning_rate=0.05, device="cpu"),
     }
     base.update(params)
     return Settings(**base)
@@ -379,7 +379,7 @@ def test_aggregator_is_solved_to_convergence_for_the_returned_factors(solver, n_
     problem = small_problem(n_classes, n=100, seed=3)
     settings = kink_settings(
         max_iter=20 if solver == "adam" else 100,
-        extra={"solver": solver, "learning_rate": 0.05},
+        torch=TorchOptions(solver=solver, learning_rate=0.05),
     )
     result = torch_backend.fit(problem, settings, np.random.default_rng(0))
     _, (_, grad_coef, grad_intercept) = trained_gradient(problem, settings, result)
@@ -432,15 +432,19 @@ def test_adam_solver_uses_the_learning_rate():
     fits = [
         torch_backend.fit(
             problem,
-            make_settings(max_iter=20, tol=0.0, extra={"solver": "adam", "learning_rate": lr}),
+            make_settings(max_iter=20, tol=0.0,
+                          torch=TorchOptions(solver="adam", learning_rate=lr)),
             np.random.default_rng(0),
         )
         for lr in (0.01, 0.1)
     ]
     assert not np.allclose(fits[0].classifier_factors, fits[1].classifier_factors)
     assert all(r.n_iter == 20 and not r.converged for r in fits)
+    # the options are typed and checked once, where they are built
     with pytest.raises(ValueError, match="solver='sgd' is not one of"):
-        torch_backend.fit(problem, make_settings(extra={"solver": "sgd"}), np.random.default_rng(0))
+        TorchOptions(solver="sgd")
+    with pytest.raises(ValueError, match="learning_rate=0 must be > 0"):
+        TorchOptions(learning_rate=0)
 
 
 def test_non_finite_objective_raises_a_value_error():
@@ -522,7 +526,7 @@ def test_cuda_fit_returns_numpy_state_close_to_cpu(n_classes):
     problem = small_problem(n_classes, n=300)
     results = {
         device: torch_backend.fit(
-            problem, make_settings(tol=1e-10, extra={"device": device}), np.random.default_rng(0)
+            problem, make_settings(tol=1e-10, torch=TorchOptions(device=device)), np.random.default_rng(0)
         )
         for device in ("cpu", "cuda")
     }

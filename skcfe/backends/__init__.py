@@ -7,7 +7,7 @@ arrays, so everything after fit is backend-agnostic. Only the torch backend
 imports torch, and only when it is selected.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 
 import numpy as np
@@ -59,9 +59,37 @@ class Problem:
         return float(np.dot(w, self.C.sum(axis=1)) / (w.sum() * self.C.shape[1]))
 
 
+SOLVERS = ("lbfgs", "adam")
+
+
+@dataclass(frozen=True)
+class TorchOptions:
+    """Options of the torch backend alone (the ALS backend ignores them).
+
+    Attributes
+    ----------
+    solver : {'lbfgs', 'adam'}
+        Full-batch L-BFGS (its line search picks each step) or full-batch Adam.
+    learning_rate : float
+        Adam's step size (L-BFGS ignores it).
+    device : str
+        'cpu', 'cuda', 'cuda:N' or 'auto'.
+    """
+
+    solver: str = "lbfgs"
+    learning_rate: float = 0.05
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is not one of {SOLVERS}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r} must be > 0.")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Hyperparameters every backend honours (backend-specific ones in ``extra``)."""
+    """Hyperparameters every backend honours, and the torch backend's typed options."""
 
     latent_dim: int
     rho: float
@@ -73,7 +101,7 @@ class Settings:
     tol: float
     aggregator_input: str = "proba"
     verbose: int = 0
-    extra: dict | None = None
+    torch: TorchOptions = field(default_factory=TorchOptions)
 
 
 def get_backend(name):
@@ -89,4 +117,7 @@ def get_backend(name):
     return import_module(f"skcfe.backends.{name}")
 
 
-__all__ = ["BACKENDS", "BackendResult", "Problem", "Settings", "fold_in", "get_backend", "ridge_solve"]
+__all__ = [
+    "BACKENDS", "SOLVERS", "BackendResult", "Problem", "Settings", "TorchOptions", "fold_in",
+    "get_backend", "ridge_solve",
+]

@@ -64,7 +64,7 @@ with tol=0 in 2000 epochs (600 for n=10k):
   1000 epochs, 8.4% above, and the objective was still falling after 2000.
   The old stop claimed convergence after 96 epochs, 57% above.
 
-``Settings.extra['solver'] = 'adam'`` selects full-batch Adam with
+``Settings.torch.solver = 'adam'`` selects full-batch Adam with
 ``learning_rate`` instead (one step per epoch, until the relative change falls
 below ``tol`` or ``max_iter``; then the same polish and the same test of
 ``converged``), kept for comparison; under L-BFGS ``learning_rate`` has no
@@ -112,7 +112,6 @@ from .._objective import combine, reconstruction_loss
 from ._result import _WORKSPACE_ENTRIES, BackendResult, fold_in
 from .als import initial_factors
 
-SOLVERS = ("lbfgs", "adam")
 
 # Averaged probabilities are clipped away from 0 and 1 as skcfe._aggregator does.
 _EPS = 1e-12
@@ -451,9 +450,8 @@ def fit(problem, settings, rng):
     ----------
     problem : Problem
     settings : Settings
-        ``extra`` may hold ``device`` ('cpu', 'cuda', 'cuda:N', 'auto'),
-        ``solver`` ('lbfgs', the default, or 'adam') and ``learning_rate``
-        (Adam's step size).
+        ``settings.torch`` (:class:`~skcfe.backends.TorchOptions`) holds the
+        device, the solver and Adam's learning rate, validated when built.
     rng : numpy.random.Generator
         Seeds the initial classifier factors.
 
@@ -463,12 +461,9 @@ def fit(problem, settings, rng):
         ``converged`` is whether the returned parameters are stationary,
         ``|grad|^2 <= tol * |objective|`` (see the module docstring).
     """
-    extra = settings.extra or {}
-    device = resolve_device(extra.get("device", "cpu"))
-    solver = extra.get("solver", "lbfgs")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}; use 'lbfgs' or 'adam'.")
-    learning_rate = float(extra.get("learning_rate", 0.05))
+    options = settings.torch
+    device = resolve_device(options.device)
+    solver, learning_rate = options.solver, float(options.learning_rate)
 
     X0 = initial_factors(problem.R, problem.row_weight, settings.latent_dim, rng)
     coef0, intercept0 = _initial_aggregator(problem, settings, X0)
