@@ -2,30 +2,17 @@
 
 Run: python benchmarks/bench_backends.py [--quick] [--threads N] [--repeats N]
 
-Every backend gets the same Problem (probability matrix R of the training
-rows, the estimator's 'certainty' confidence, balanced class weights), the
-same settings (CFEnsembleClassifier's defaults, read from it at run time,
-with the focal loss on: focal_gamma=2; latent_dim=None becomes the number of
-columns and aggregator_alpha is divided by the training rows, as the estimator
-does) and the same seed, and is scored on:
-
-* objective: the exact CF-Ensemble objective (``skcfe._objective``) at the
-  returned parameters, as the history reports it, and "trained", the same plus
-  ``(1 - rho) * aggregator_alpha / 2 |coef|^2``, which both backends' aggregator
-  steps minimize;
-* held-out PR-AUC: fresh rows of the same generator, predicted by the numpy
-  path of ``predict_proba`` (fold-in, then the aggregator; macro one-vs-rest
-  for K > 2); in-sample PR-AUC for the collapse check;
-* fit seconds: median over repeats of ``backend.fit`` alone (R is given).
-
-Backends: 'als'; 'torch' with its default L-BFGS on the CPU (and on CUDA when
-available); and torch's Adam (``solver='adam'``, ``learning_rate=0.05``) at
-the defaults; on the small problems also L-BFGS at tol=1e-8 and Adam for
-1000 epochs with tol=0 (how close each gets to the optimum, and how fast),
-which shows why L-BFGS is the default. Data: ``skcfe.datasets.make_probability_matrix``
-(correlated base errors, mixed quality).
-
-Writes ``benchmarks/results/backends[_quick].json``, ``.md`` and ``.png``.
+Every backend gets the same Problem (R of the training rows, 'certainty'
+confidence, balanced class weights), the estimator's default settings with
+focal_gamma=2 (as the estimator passes them) and the same seed. Scores: the
+exact CF-Ensemble objective at the returned parameters, and "trained", the same
+plus the aggregator's penalty, which both backends minimize; held-out PR-AUC
+(fold-in, then the aggregator) and in-sample PR-AUC (the collapse check); fit
+seconds, median over repeats of ``backend.fit``. Backends: ALS; torch L-BFGS on
+the CPU (and CUDA when present); torch Adam; on small problems also L-BFGS at
+tol=1e-8 and Adam for 1000 epochs (how close each gets to the optimum). Data:
+``skcfe.datasets.make_probability_matrix``. Writes
+``results/backends[_cuda][_quick].{json,md,png}`` (``_cuda`` with a CUDA device).
 """
 
 import argparse
@@ -45,12 +32,12 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
+import _harness as H
 
 from skcfe import CFEnsembleClassifier
 from skcfe._aggregator import aggregate, raw_to_proba
 from skcfe._confidence import apply_confidence, fit_confidence, label_targets
-from skcfe.backends import Problem, Settings, als, fold_in
+from skcfe.backends import Problem, Settings, TorchOptions, als, fold_in
 from skcfe.datasets import make_probability_matrix
 
 try:
@@ -60,11 +47,6 @@ try:
 except ImportError:  # the ALS rows still run
     torch = torch_backend = None
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-# -- problems -------------------------------------------------------------------------
-
 
 def build_problem(R, y, n_classes):
     """The Problem CFEnsembleClassifier builds: certainty confidence, class weights."""
@@ -72,22 +54,11 @@ def build_problem(R, y, n_classes):
     labeled = np.ones(n, dtype=bool)
     w = np.ones(n)
     T = label_targets(y, n_classes, R.shape[1] // (1 if n_classes == 2 else n_classes))
-    C, state = fit_confidence(
-        "certainty", R, T, labeled, w, n_classes=n_classes, label_aware_alpha=1.0
-    )
-    counts = np.bincount(y, minlength=n_classes)
-    class_weight = n / (n_classes * counts)
-    problem = Problem(
-        R=R,
-        C=C,
-        C_free=apply_confidence(state, R),
-        T=T,
-        y=y,
-        labeled=labeled,
-        row_weight=w,
-        sample_weight=class_weight[y],
-        n_classes=n_classes,
-    )
+    C, state = fit_confidence("certainty", R, T, labeled, w, n_classes=n_classes,
+                              label_aware_alpha=1.0)
+    class_weight = n / (n_classes * np.bincount(y, minlength=n_classes))
+    problem = Problem(R=R, C=C, C_free=apply_confidence(state, R), T=T, y=y, labeled=labeled,
+                      row_weight=w, sample_weight=class_weight[y], n_classes=n_classes)
     return problem, state
 
 
@@ -107,9 +78,6 @@ def problems(quick):
     return specs
 
 
-# -- runs -----------------------------------------------------------------------------
-
-
 def backends(n_train):
     """(label, module, extra settings) for every backend and solver compared."""
     rows = [("ALS", als, {})]
@@ -122,13 +90,8 @@ def backends(n_train):
     if n_train <= 5000:
         # How close each solver gets to the optimum when given the time.
         rows.append(("torch L-BFGS, tol=1e-8", torch_backend, {"max_iter": 1000, "tol": 1e-8}))
-        rows.append(
-            (
-                "torch Adam lr=0.05, 1000 epochs",
-                torch_backend,
-                {"solver": "adam", "max_iter": 1000, "tol": 0.0},
-            )
-        )
+        rows.append(("torch Adam lr=0.05, 1000 epochs", torch_backend,
+                     {"solver": "adam", "max_iter": 1000, "tol": 0.0}))
     return rows
 
 
@@ -146,7 +109,8 @@ def make_settings(extra, n_train, n_columns):
         aggregator_input=defaults["aggregator_input"],
         max_iter=extra.pop("max_iter", defaults["max_iter"]),
         tol=extra.pop("tol", defaults["tol"]),
-        extra={"learning_rate": defaults["learning_rate"], "device": "cpu", **extra},
+        torch=TorchOptions(**{"learning_rate": defaults["learning_rate"], "device": "cpu",
+                              **extra}),
     )
 
 
@@ -176,24 +140,20 @@ def run_backend(module, settings, problem, state, R_test, y_test, repeats):
         seconds.append(time.perf_counter() - start)
     trained = None
     if torch_backend is not None:
-        trained = torch_backend.objective(
-            problem, settings, result.classifier_factors, result.coef, result.intercept
-        )["trained"]
+        trained = torch_backend.objective(problem, settings, result.classifier_factors,
+                                          result.coef, result.intercept)["trained"]
     return {
         "objective": result.history["objective"][-1],
         "trained": trained,
         "reconstruction": result.history["reconstruction"][-1],
         "supervised": result.history["supervised"][-1],
-        "pr_auc_test": C.pr_auc(y_test, predict(result, settings, problem, state, R_test)),
-        "pr_auc_train": C.pr_auc(problem.y, predict(result, settings, problem, state, problem.R)),
+        "pr_auc_test": H.pr_auc(y_test, predict(result, settings, problem, state, R_test)),
+        "pr_auc_train": H.pr_auc(problem.y, predict(result, settings, problem, state, problem.R)),
         "seconds": float(np.median(seconds)),
         "seconds_all": seconds,
         "n_iter": result.n_iter,
         "converged": result.converged,
     }
-
-
-# -- report ---------------------------------------------------------------------------
 
 
 def table(results):
@@ -252,15 +212,12 @@ def plot(results, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="three problems up to n=10k, 3 repeats"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="fits timed per backend (default 3 quick, 5 full)"
-    )
+    parser.add_argument("--quick", action="store_true", help="three problems up to n=10k")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="fits timed per backend (default 3 quick, 5 full)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=H.RESULTS)
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 5)
     if torch is not None:
@@ -272,41 +229,28 @@ def main():
 
 
 def run(args, repeats):
-
     start = time.perf_counter()
     results = {}
     for name, n_train, n_test, m, n_classes, rate in problems(args.quick):
         data = make_probability_matrix(n_train + n_test, m, n_classes=n_classes,
                                        positive_rate=rate, random_state=args.seed)
         R, y = data.R, data.y
-        R_train, R_test, y_train, y_test = train_test_split(
-            R, y, train_size=n_train, stratify=y, random_state=args.seed
-        )
+        R_train, R_test, y_train, y_test = train_test_split(R, y, train_size=n_train, stratify=y,
+                                                            random_state=args.seed)
         problem, state = build_problem(R_train, y_train, n_classes)
-        entry = {
-            "n_train": n_train,
-            "n_test": n_test,
-            "n_classifiers": m,
-            "n_classes": n_classes,
-            "positive_rate": rate,
-            "backends": {},
-            "pr_auc_mean_of_R": C.pr_auc(y_test, _mean_proba(R_test, n_classes)),
-            "pr_auc_best_column": max(
-                C.pr_auc(y_test, _mean_proba(columns, n_classes))
-                for columns in np.split(R_test, m, axis=1)
-            ),
-        }
+        entry = {"n_train": n_train, "n_test": n_test, "n_classifiers": m,
+                 "n_classes": n_classes, "positive_rate": rate, "backends": {},
+                 "pr_auc_mean_of_R": H.pr_auc(y_test, _mean_proba(R_test, n_classes)),
+                 "pr_auc_best_column": max(H.pr_auc(y_test, _mean_proba(columns, n_classes))
+                                           for columns in np.split(R_test, m, axis=1))}
         for label, module, extra in backends(n_train):
             settings = make_settings(extra, n_train, R_train.shape[1])
             r = run_backend(module, settings, problem, state, R_test, y_test, repeats)
             entry["backends"][label] = r
-            print(
-                f"{name:24s} {label:34s} objective={r['objective']:.5f} "
-                f"trained={r['trained'] or float('nan'):.5f} PR-AUC test={r['pr_auc_test']:.3f} "
-                f"train={r['pr_auc_train']:.3f} fit={r['seconds']:.3f}s epochs={r['n_iter']} "
-                f"[{time.perf_counter() - start:.0f}s]",
-                flush=True,
-            )
+            print(f"{name:24s} {label:34s} objective={r['objective']:.5f} "
+                  f"trained={r['trained'] or float('nan'):.5f} PR-AUC test={r['pr_auc_test']:.3f} "
+                  f"train={r['pr_auc_train']:.3f} fit={r['seconds']:.3f}s epochs={r['n_iter']} "
+                  f"[{time.perf_counter() - start:.0f}s]", flush=True)
         results[name] = entry
     elapsed = time.perf_counter() - start
 
@@ -315,18 +259,19 @@ def run(args, repeats):
         device = f"torch {torch.__version__}, " + (
             f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
             else "no CUDA device")
-    meta = {**C.machine_info(), "device": device, "threads": args.threads, "quick": args.quick,
+    meta = {**H.machine_info(), "device": device, "threads": args.threads, "quick": args.quick,
             "repeats": repeats, "data": "skcfe.datasets.make_probability_matrix",
             "settings": settings_line(), "seconds": elapsed}
     report = (
-        f"### Backends: ALS vs torch ({C.machine_line(meta)}; {device}, {args.threads} "
+        f"### Backends: ALS vs torch ({H.machine_line(meta)}; {device}, {args.threads} "
         f"thread(s), {'--quick, ' if args.quick else ''}median of {repeats} fits; "
         f"{meta['settings']}; data: {meta['data']}; {elapsed:.0f} s)\n\n"
         + table(results).to_markdown(index=False, disable_numparse=True,
                                      colalign=("left", "left", *["right"] * 7))
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "backends_quick" if args.quick else "backends"
+    cuda = torch is not None and torch.cuda.is_available()
+    stem = "backends" + ("_cuda" if cuda else "") + ("_quick" if args.quick else "")
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (args.out / f"{stem}.md").write_text(report + "\n")
     plot(results, args.out / f"{stem}.png")

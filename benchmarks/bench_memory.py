@@ -7,7 +7,7 @@ Goal: the 8-candidate search at most 1.5x the 1-candidate one.
 
 Run::
 
-    python benchmarks/bench_memory.py [--dataset ada]
+    python benchmarks/bench_memory.py [--dataset ada] [--out results/memory.md]
 """
 
 import argparse
@@ -23,8 +23,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
-from bench_combiners import HERE, load_dataset
+import _harness as H
 
 from skcfe import CFEnsembleClassifier
 
@@ -42,8 +41,9 @@ def search_seconds(X, y, grid, memory):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ada")
+    parser.add_argument("--out", default=str(H.RESULTS / "memory.md"), help="report file")
     args = parser.parse_args(argv)
-    X, y = load_dataset(args.dataset)
+    X, y = H.load(args.dataset)
     one = {key: values[:1] for key, values in GRID.items()}
     rows = []
     with warnings.catch_warnings(), threadpool_limits(1):
@@ -56,10 +56,10 @@ def main(argv=None):
             rows.append({"search": label, "seconds": seconds})
     table = pd.DataFrame(rows).set_index("search")
     table["ratio to 1 candidate"] = table["seconds"] / table.loc["1 candidate, memory", "seconds"]
-    text = (f"# GridSearchCV over the combiner with memory ({C.machine_line(C.machine_info())})"
+    text = (f"# GridSearchCV over the combiner with memory ({H.machine_line()})"
             f"\n\n{args.dataset}, default base estimators, 3-fold search, one thread; grid "
             f"{GRID}.\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
-    (HERE / "results" / "memory.md").write_text(text)
+    Path(args.out).write_text(text)
     print(text)
 
 

@@ -1,6 +1,6 @@
 """Missing predictions: does skcfe's completion beat imputing them?
 
-Each split's base layer (``bench_combiners.base_layer``, cached) loses
+Each split's base layer (``_harness.base_layer``, cached, as ``bench_combiners.py``) loses
 entries of both its training and test matrices, then every method combines
 the rest. Patterns: missing completely at random at 20/40/60%, and not at
 random (each model abstains on the 40% of rows where it is least decided,
@@ -14,20 +14,16 @@ matrix. Paired over splits.
 
 Run::
 
-    python benchmarks/bench_missing.py [--splits 20]
-    python benchmarks/bench_missing.py --report   # table and plot from the saved CSV
-
-Writes ``results/missing.{csv,md,png}``.
+    python benchmarks/bench_missing.py                # results/missing.*
+    python benchmarks/bench_missing.py --quick        # 2 splits of 2 sets, to output/
 """
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, SimpleImputer
@@ -38,13 +34,12 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
-from bench_combiners import HERE, base_layer, paired, plot_paired
-from datasets import KEEL_BINARY
+import _harness as H
 
 from skcfe import CFEnsembleClassifier
 
-DATASETS = KEEL_BINARY + ("satimage", "default")
+DATASETS = H.KEEL_BINARY + ("satimage", "default")
+QUICK = ("pc1", "vehicle0")
 PATTERNS = ("MCAR 20%", "MCAR 40%", "MCAR 60%", "MNAR 40%")
 
 
@@ -64,11 +59,6 @@ def masks(base, pattern, seed):
     return missing
 
 
-def logits(R):
-    p = np.clip(R, C.LOGIT_EPS, 1 - C.LOGIT_EPS)
-    return np.log(p) - np.log1p(-p)
-
-
 def rank2_completion(L_train, L_test, rank=2, iterations=30):
     """Iterative SVD completion fitted on the training rows; test rows by least squares."""
     means = np.nanmean(L_train, axis=0)
@@ -86,28 +76,25 @@ def rank2_completion(L_train, L_test, rank=2, iterations=30):
     return filled, np.array(completed)
 
 
-def lr(F_train, y, F_test):
-    return LogisticRegression(max_iter=1000).fit(F_train, y).predict_proba(F_test)[:, 1]
-
-
 def evaluate(name, seed, pattern):
-    base = base_layer(name, seed)
+    base = H.base_layer(name, seed)
     miss_train, miss_test = masks(base, pattern, seed)
     R_train = np.where(miss_train, np.nan, base.R_train)
     R_test = np.where(miss_test, np.nan, base.R_test)
-    y, L_train, L_test = base.y_train, logits(R_train), logits(R_test)
+    y, L_train, L_test = base.y_train, H.logit(R_train), H.logit(R_test)
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")
         low_train, low_test = rank2_completion(L_train, L_test)
         scores = {
-            "LR, nothing missing": lr(logits(base.R_train), y, logits(base.R_test)),
+            "LR, nothing missing": H.lr(H.logit(base.R_train), y, H.logit(base.R_test),
+                                        max_iter=1000)[:, 1],
             "LR mean-imputed + indicators": make_pipeline(
                 SimpleImputer(add_indicator=True), LogisticRegression(max_iter=1000)
             ).fit(L_train, y).predict_proba(L_test)[:, 1],
             "LR after IterativeImputer": make_pipeline(
                 IterativeImputer(random_state=0), LogisticRegression(max_iter=1000)
             ).fit(L_train, y).predict_proba(L_test)[:, 1],
-            "LR after rank-2 completion": lr(low_train, y, low_test),
+            "LR after rank-2 completion": H.lr(low_train, y, low_test, max_iter=1000)[:, 1],
             "HGB on R (native NaN)": HistGradientBoostingClassifier(random_state=0)
             .fit(R_train, y).predict_proba(R_test)[:, 1],
             "mean of available": np.nanmean(R_test, axis=1),
@@ -120,17 +107,14 @@ def evaluate(name, seed, pattern):
 
 def report(frame):
     """The markdown report: paired tables per pattern and the verdict."""
-    lines = [f"# Missing predictions ({C.machine_line(C.machine_info())})", "",
-             ("PR-AUC of skcfe default minus each rival, paired over splits: mean (SE) "
+    lines = [f"# Missing predictions ({H.machine_line()})", "",
+             ("PR-AUC of skcfe default minus each rival, paired over splits: mean (SE), median "
               "[splits where skcfe is at least as good]."), ""]
     verdict = []
     for pattern in PATTERNS:
         part = frame[frame.pattern == pattern].drop(columns="pattern")
-        table = paired(part, "pr_auc")
-        table["cell"] = table.apply(
-            lambda r: f"{r['mean']:+.4f} ({r['se']:.4f}) [{int(r['wins'])}/{int(r['n'])}]", axis=1)
-        lines += [f"## {pattern}", "",
-                  table.pivot(index="dataset", columns="rival", values="cell").to_markdown(), ""]
+        table = H.paired(part)
+        lines += [f"## {pattern}", "", H.paired_markdown(table), ""]
         rivals = table[table.rival != "LR, nothing missing"]
         verdict.append({"pattern": pattern, "comparisons": len(rivals),
                         "better > 2 SE": int((rivals.z > 2).sum()),
@@ -140,29 +124,18 @@ def report(frame):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--splits", type=int, default=20)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--datasets", nargs="*", default=None)
-    parser.add_argument("--report", action="store_true",
-                        help="rewrite the table and plot from the saved CSV")
-    args = parser.parse_args(argv)
-    stem = HERE / "results" / "missing"
-    if args.report:
-        frame = pd.read_csv(stem.with_suffix(".csv"))
-    else:
-        tasks = [(n, s, p) for n in args.datasets or DATASETS for s in range(args.splits)
-                 for p in PATTERNS]
-        rows = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(evaluate)(*t) for t in tasks)
-        frame = pd.DataFrame([r for task in rows for r in task])
-        frame.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.6g")
+    args = H.parser(__doc__).parse_args(argv)
+    stem = H.stem(args, "missing")
+    names = args.datasets or (QUICK if args.quick else DATASETS)
+    frame = H.run(evaluate, [(n, s, p) for n in names for s in H.seeds(args) for p in PATTERNS],
+                  args, stem)
     text = report(frame)
     stem.with_suffix(".md").write_text(text)
     # one row per (data set, pattern); the full-matrix reference is not a rival
     rivals = frame[frame.model != "LR, nothing missing"]
-    plot_paired(rivals.assign(dataset=rivals.dataset + ", " + rivals.pattern),
-                stem.with_suffix(".png"), "PR-AUC: skcfe default minus rival (mean, 2 SE)",
-                "data set, missing pattern")
+    H.plot_paired(rivals.assign(dataset=rivals.dataset + ", " + rivals.pattern),
+                  stem.with_suffix(".png"), "PR-AUC: skcfe default minus rival (mean, 2 SE)",
+                  "data set, missing pattern")
     print("\n".join(text.splitlines()[-8:]))
 
 

@@ -1,24 +1,18 @@
-"""Speed benchmark: the ALS sweep against the machine's batched-solve floor, and fit overhead.
+"""Speed: one ALS sweep against the machine's batched-solve floor, up to n = 1e6.
 
-Run (full: n up to 1e6)::
+Run::
 
-    python benchmarks/bench_speed.py
+    python benchmarks/bench_speed.py            # results/speed.*
+    python benchmarks/bench_speed.py --quick    # n up to 1e5, fewer repeats, to output/
 
-Quick (n up to 1e5, fewer repeats)::
-
-    python benchmarks/bench_speed.py --quick
-
-(a) One ALS sweep (``skcfe.backends.als.balanced_sweep``: the instance step,
+One ALS sweep (``skcfe.backends.als.balanced_sweep``: the instance step,
 the classifier step, then balancing) on a synthetic problem, side by side in the same
 process, with the same numpy and the same threads, with its floor: the bare
 work of both steps, i.e. for each step the Gram matrices by one matrix product
 ``V @ (F outer F)``, the right-hand sides ``(V * R) @ F`` and one batched
 ``np.linalg.solve`` of the ``d x d`` SPD systems. Reports median seconds, the
 ratio sweep / floor (target <= 1.5) and the peak memory (tracemalloc) of each.
-
-(b) End-to-end fit of CFEnsembleClassifier against StackingClassifier with the
-same base estimators and cv on satimage (and digits, 10 classes): skcfe's own
-time beyond the base models' cross-validation and refit (target < 20%).
+Fit time against StackingClassifier: ``bench_combiners.py --timing``.
 """
 
 import argparse
@@ -28,7 +22,6 @@ import sys
 import time
 import timeit
 import tracemalloc
-import warnings
 from functools import partial
 from pathlib import Path
 
@@ -38,30 +31,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.ensemble import StackingClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
-from datasets import load as load_real
+import _harness as H
 
-from skcfe import CFEnsembleClassifier, default_estimators
 from skcfe._confidence import certainty, label_targets
 from skcfe.backends import Problem, als
 
-HERE = Path(__file__).resolve().parent
 log = logging.getLogger("benchmarks").info
 # Workspace bounds (float64 entries) tried for the floor; the floor of a cell
 # is the fastest of them, so it is the best this bare approach does on this
 # machine (too small: per-call overhead; too large: memory bandwidth).
 FLOOR_WORKSPACES = (1 << 20, 1 << 22, 1 << 24)
 LAMBDA = 0.1
-BASE = "base models: cross_val_predict + refit"
-MODELS = ("StackingClassifier", "skcfe default")
 
 
 def make_problem(n, q, seed=0):
@@ -175,63 +159,6 @@ def sweep_rows(sizes, qs, ds, repeats):
     return rows
 
 
-def profile_sweep(n, q, d, repeats=5):
-    """Time each part of a balanced sweep, to explain a ratio above target."""
-    problem = make_problem(n, q)
-    V, share = als.factor_weights(problem, 0.5)
-    R = problem.R
-    X = np.random.default_rng(1).standard_normal((q, d))
-    parts = {}
-
-    def clock(name, fn, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
-        return out
-
-    def outer_of(F):
-        return (F[:, :, None] * F[:, None, :]).reshape(len(F), -1)
-
-    def solve(G, b):
-        return np.linalg.solve(G.reshape(n, d, d) + LAMBDA * np.eye(d), b[:, :, None])[:, :, 0]
-
-    for _ in range(repeats):
-        outer = clock("step 1: outer(F)", outer_of, X)
-        G = clock("step 1: Gram matmul", np.matmul, V, outer)
-        b = clock("step 1: rhs (V*R)@F", np.matmul, V * R, X)
-        Y = clock("step 1: batched solve", solve, G, b)
-        X2 = clock("step 2: ridge_solve (chunked, in place)", partial(
-            als.ridge_solve, obs_weight=q * share), R.T, V.T, Y, LAMBDA)
-        clock("balance", als.balance, Y, X2, share)
-        clock("whole sweep", als.balanced_sweep, R, V, share, X, LAMBDA)
-    return {k: v / repeats for k, v in parts.items()}
-
-
-def end_to_end(dataset, repeats):
-    X, y, info = load_real(dataset)
-    estimators = default_estimators(0)
-    folds = StratifiedKFold(5)
-    out = {"dataset": dataset, "n": int(info["n"]), "n_classes": int(info["n_classes"])}
-
-    def base_work():
-        for _, est in estimators:
-            cross_val_predict(clone(est), X, y, cv=folds, method="predict_proba")
-            clone(est).fit(X, y)
-
-    runs = {
-        BASE: base_work,
-        "StackingClassifier": lambda: StackingClassifier(estimators, cv=5).fit(X, y),
-        "skcfe default": lambda: CFEnsembleClassifier(estimators, random_state=0).fit(X, y),
-    }
-    for label, fn in runs.items():
-        times = timeit.repeat(fn, number=1, repeat=repeats)
-        out[label] = float(np.median(times))
-        log(f"{dataset}: {label}: {out[label]:.2f}s (runs {', '.join(f'{t:.2f}' for t in times)})")
-    for label in MODELS:
-        out[f"{label} overhead"] = (out[label] - out[BASE]) / out[BASE]
-    return out
-
-
 def markdown(payload):
     sweep = pd.DataFrame(payload["sweep"])
     table = sweep[["n", "q", "d", "sweep_s", "floor_s", "ratio", "sweep_peak_mib",
@@ -243,44 +170,31 @@ def markdown(payload):
     lines = [
         "# skcfe speed benchmark",
         "",
-        f"Measured {C.machine_line(payload['machine'])}; BLAS/OpenMP threads: "
-        f"{payload['threads']}.",
+        (f"Measured {H.machine_line(payload['machine'])}; BLAS/OpenMP threads: "
+        f"{payload['threads']}."),
         "",
-        "## (a) One ALS sweep against the batched-solve floor",
+        "## One ALS sweep against the batched-solve floor",
         "",
-        "Sweep: `skcfe.backends.als.balanced_sweep` (instance step + classifier step + "
+        ("Sweep: `skcfe.backends.als.balanced_sweep` (instance step + classifier step + "
         "balancing). Floor: for both steps, the Gram matrices by matmul `V @ (F outer F)`, the "
         "right-hand sides `(V * R) @ F` and `np.linalg.solve` of the stacked d x d systems, in "
         "row chunks of 2^20, 2^22 or 2^24 entries, the fastest of the three per cell (same "
         "process, same numpy, same threads, interleaved runs). Median seconds; peak memory by "
-        "tracemalloc, beyond the inputs R and V.",
+        "tracemalloc, beyond the inputs R and V."),
         "",
         table.to_markdown(index=False, colalign=["right"] * 9,
                           floatfmt=(".0e", "", "", ".4g", ".4g", "", ".0f", ".0f", ".0f")),
         "",
-        f"Ratio sweep / floor: median {ratios.median():.2f}, max {ratios.max():.2f}; "
-        f"{(ratios <= 1.5).sum()} of {len(ratios)} cells within the 1.5 target.",
+        (f"Ratio sweep / floor: median {ratios.median():.2f}, max {ratios.max():.2f}; "
+        f"{(ratios <= 1.5).sum()} of {len(ratios)} cells within the 1.5 target."),
         "",
     ]
-    if payload.get("profile"):
-        p = payload["profile"]
-        lines += [f"Profile of one sweep at n={p['n']}, q={p['q']}, d={p['d']} (seconds):", "",
-                  pd.Series(p["parts"], name="seconds").rename_axis("part")
-                  .to_markdown(floatfmt=".4f"), ""]
-    if payload.get("end_to_end"):
-        rows = [{"data set": f"{e['dataset']} ({e['n']} rows, {e['n_classes']} classes)",
-                 "model": label, "base models s": e[BASE], "fit s": e[label],
-                 "overhead beyond base models": f"{100 * e[label + ' overhead']:+.1f}%"}
-                for e in payload["end_to_end"] for label in e if label + " overhead" in e]
-        lines += ["## (b) End-to-end fit against StackingClassifier", "",
-                  pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"), ""]
     return "\n".join(lines)
 
 
 def plot(payload, path):
-    """Sweep and floor seconds against n per (q, d), the ratios, and end-to-end fit times."""
-    panels = 3 if payload.get("end_to_end") else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8))
+    """Sweep and floor seconds against n per (q, d), and their ratios."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     sweep = pd.DataFrame(payload["sweep"]).sort_values("n")
     for color, ((q, d), rows) in zip(plt.cm.tab10.colors, sweep.groupby(["q", "d"])):
         axes[0].plot(rows["n"], rows["sweep_s"], "o-", color=color, label=f"q={q}, d={d}")
@@ -292,12 +206,6 @@ def plot(payload, path):
     axes[1].axhline(1.0, color="grey", lw=0.8)
     axes[1].set(xscale="log", xlabel="n (rows)", ylabel="sweep / floor",
                 title="ratio (lower is better)")
-    if panels == 3:
-        fits = pd.DataFrame(payload["end_to_end"])
-        fits.index = [f"{e['dataset']} ({e['n_classes']} classes)" for e in payload["end_to_end"]]
-        fits[[BASE, *(m for m in fits if m + " overhead" in fits)]].plot.bar(ax=axes[2], rot=0)
-        axes[2].set(xlabel="data set", ylabel="fit seconds (median)",
-                    title="end-to-end fit, same estimators and cv")
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -311,8 +219,7 @@ def main(argv=None):
     parser.add_argument("--sizes", nargs="+", type=int, help="values of n")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1)")
     parser.add_argument("--repeats", type=int, help="timed runs per cell (default 5, quick 3)")
-    parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    parser.add_argument("--out", help="output folder (default results/; --quick: output/)")
     parser.add_argument("--report", metavar="JSON",
                         help="rewrite the markdown report and plot of an earlier run's JSON")
     args = parser.parse_args(argv)
@@ -325,19 +232,10 @@ def main(argv=None):
                            else [1_000, 10_000, 100_000, 1_000_000])
     repeats = args.repeats or (3 if args.quick else 5)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    payload = {"machine": C.machine_info(), "threads": args.threads}
+    payload = {"machine": H.machine_info(), "threads": args.threads}
     with threadpool_limits(limits=args.threads):
         payload["sweep"] = sweep_rows(sizes, (10, 50), (4, 8, 20), repeats)
-        worst = max(payload["sweep"], key=lambda r: r["ratio"])
-        if worst["ratio"] > 1.5:
-            n = min(worst["n"], 100_000)
-            payload["profile"] = {"n": n, "q": worst["q"], "d": worst["d"],
-                                  "parts": profile_sweep(n, worst["q"], worst["d"])}
-        payload["end_to_end"] = [] if args.skip_end_to_end else [
-            end_to_end(name, 1 if args.quick else 3) for name in ("satimage", "digits")
-        ]
-    out = Path(args.out)
+    out = Path(args.out or (H.OUTPUT if args.quick else H.RESULTS))
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
     (out / f"speed{suffix}.json").write_text(json.dumps(payload, indent=1))

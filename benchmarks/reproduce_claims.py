@@ -2,31 +2,17 @@
 
 Run::
 
-    python benchmarks/reproduce_claims.py            # 20 seeds (about a minute)
-    python benchmarks/reproduce_claims.py --quick    # 5 seeds
+    python benchmarks/reproduce_claims.py            # 20 seeds, results/claims.*
+    python benchmarks/reproduce_claims.py --quick    # 5 seeds, to output/
 
-The scenario (10% positives, 500 training instances, 10 classifiers) is drawn
-with ``skcfe.datasets.make_probability_matrix``: 500 training rows and 2000
-held-out rows of the same draw (same classifiers, same subgroups), split
-stratified. The published claims:
-
-1. class weighting: without class weights a weakly trained aggregator
-   "collapses" to a PR-AUC near the positive rate; with class weights it
-   recovers;
-2. focal loss: gamma = 2 alone, class weights alone, and both.
-
-Every cell reports held-out PR-AUC (median and IQR over seeds) of
-
-- skcfe's CF aggregator (``combiner='cf'``), trained to convergence (L-BFGS
-  on the exact focal loss), fitted on the matrix directly
-  (``estimators='precomputed'``);
-- a deliberately weak aggregator, for contrast: a logistic model on the same
-  reconstructed matrix, trained by a few plain gradient steps from a zero
-  initialization (weights and intercept), 1, 10 or 100 steps, on the same loss (focal loss with
-  the cell's gamma, class weights when the cell uses them). This is how the
-  reference implementation trained its aggregator, and it is what collapses.
-
-Collapse should not happen to skcfe in any cell: that is what this shows.
+10% positives, 10 classifiers (``skcfe.datasets.make_probability_matrix``), 500
+training and 2000 held-out rows of one draw. The claims: without class weights a
+weakly trained aggregator collapses to a PR-AUC near the positive rate, with them
+it recovers; focal loss (gamma = 2) alone, class weights alone, both. Held-out
+PR-AUC (median, IQR over seeds) of skcfe's CF aggregator (``combiner='cf'``,
+trained to convergence on the matrix) and of the reference's weak aggregator: a
+logistic model on skcfe's reconstructed matrix, 1, 10 or 100 plain gradient
+steps from zero on the cell's loss. Collapse should not happen to skcfe.
 """
 
 import argparse
@@ -45,12 +31,11 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C
+import _harness as H
 
 from skcfe import CFEnsembleClassifier, focal_loss_gradient
 from skcfe.datasets import make_probability_matrix
 
-HERE = Path(__file__).resolve().parent
 N_TRAIN, N_TEST, N_CLASSIFIERS, POSITIVE_RATE = 500, 2000, 10, 0.1
 CELLS = [  # (label, focal_gamma, use_class_weights)
     ("cross-entropy, no class weights", 0.0, False),
@@ -89,8 +74,8 @@ def run(seeds, params):
     for seed in seeds:
         R_train, y_train, R_test, y_test = draw(seed)
         reference = {
-            "stacking (LR on R)": C.pr_auc(y_test, C.stacking_proba(R_train, y_train, R_test)[0]),
-            "mean of R": C.pr_auc(y_test, C.as_proba(R_test.mean(axis=1))),
+            "stacking (LR on R)": H.pr_auc(y_test, H.lr(R_train, y_train, R_test)),
+            "mean of R": H.pr_auc(y_test, H.as_proba(R_test.mean(axis=1))),
             "positive rate (test)": float(np.mean(y_test)),
         }
         records += [{"seed": seed, "cell": "reference", "model": k, "pr_auc": v}
@@ -100,7 +85,7 @@ def run(seeds, params):
                 **params, "focal_gamma": gamma, "use_class_weights": cw}).fit(R_train, y_train)
             proba = model.predict_proba(R_test)
             records.append({"seed": seed, "cell": label, "model": SKCFE,
-                            "pr_auc": C.pr_auc(y_test, proba), "brier": C.brier(y_test, proba)})
+                            **{k: H.scores(y_test, proba)[k] for k in ("pr_auc", "brier")}})
             # The weak aggregator sees skcfe's own reconstruction of the same rows
             # (the representation predict computes), so only the training differs.
             _, F_train = model._reconstruct(R_train)
@@ -109,7 +94,7 @@ def run(seeds, params):
                 w, b = weak_aggregator(F_train, y_train, gamma, cw, steps)
                 records.append({"seed": seed, "cell": label,
                                 "model": f"weak: {steps} step{'s' * (steps > 1)}",
-                                "pr_auc": C.pr_auc(y_test, C.as_proba(expit(F_test @ w + b)))})
+                                "pr_auc": H.pr_auc(y_test, H.as_proba(expit(F_test @ w + b)))})
         last = pd.DataFrame(records[-4 * (1 + len(WEAK_STEPS)):])
         log(f"seed {seed}: skcfe PR-AUC " + ", ".join(
             f"{p:.3f}" for p in last.loc[last["model"] == SKCFE, "pr_auc"]))
@@ -119,23 +104,23 @@ def run(seeds, params):
 def markdown(payload):
     runs = pd.DataFrame(payload["runs"])
     cells = runs[runs["cell"] != "reference"]
-    table = C.median_iqr(cells, ["cell", "model"], "pr_auc", 3).unstack("model")
+    table = H.median_iqr(cells, ["cell", "model"], "pr_auc", 3).unstack("model")
     table = table.reindex(index=[label for label, _, _ in CELLS],
                           columns=list(dict.fromkeys(cells["model"])))
-    table["skcfe Brier"] = C.median_iqr(cells[cells["model"] == SKCFE], "cell", "brier", 4)
-    reference = C.median_iqr(runs[runs["cell"] == "reference"], "model", "pr_auc", 3)
+    table["skcfe Brier"] = H.median_iqr(cells[cells["model"] == SKCFE], "cell", "brier", 4)
+    reference = H.median_iqr(runs[runs["cell"] == "reference"], "model", "pr_auc", 3)
     return "\n".join([
         "# CF-Ensemble's class-weighting and focal-loss claims, reproduced",
         "",
-        f"Measured {C.machine_line(payload['machine'])}.",
+        f"Measured {H.machine_line(payload['machine'])}.",
         "",
-        f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} "
+        (f"`make_probability_matrix`: {POSITIVE_RATE:.0%} positives, {N_CLASSIFIERS} "
         f"classifiers, {N_TRAIN} training rows, {N_TEST} held-out rows of the same draw; "
         f"{len(payload['seeds'])} seeds, held-out PR-AUC median (IQR). skcfe: "
         f"`CFEnsembleClassifier('precomputed', **{payload['params']})` with the cell's "
         f"focal_gamma and use_class_weights. Weak aggregator: {', '.join(map(str, WEAK_STEPS))} "
         f"plain gradient steps (step size {WEAK_LR}) of a logistic model on skcfe's "
-        "reconstructed matrix from a zero start, with the cell's loss.",
+        "reconstructed matrix from a zero start, with the cell's loss."),
         "",
         table.to_markdown(),
         "",
@@ -150,7 +135,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 seeds")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0..19; quick 0..4)")
-    parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    parser.add_argument("--out", help="output folder (default results/; --quick: output/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or list(range(5 if args.quick else 20))
@@ -159,9 +144,9 @@ def main(argv=None):
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     with threadpool_limits(limits=1), np.errstate(all="ignore"):
         runs = run(seeds, params)
-    payload = {"machine": C.machine_info(), "seeds": seeds, "params": params,
+    payload = {"machine": H.machine_info(), "seeds": seeds, "params": params,
                "runs": json.loads(runs.to_json(orient="records", double_precision=6))}
-    out = Path(args.out)
+    out = Path(args.out or (H.OUTPUT if args.quick else H.RESULTS))
     out.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
     (out / f"claims{suffix}.json").write_text(json.dumps(payload))
