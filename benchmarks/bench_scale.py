@@ -13,12 +13,17 @@ as a multiple of ``R = n m 8`` bytes after subtracting the interpreter's
 resident size before the data existed; the multiple therefore counts ``R``
 itself, everything the fit allocates and anything it leaves resident.
 
-Goals (issue 12): at n = 1e7 and m = 10 a fit in under 5 minutes on 2 cores,
-with a peak under 3x R.
+StackingClassifier's final step (LogisticRegression on R, ``lr``) is
+measured alongside, and a K = 5 class matrix at n = 1e6 (``--multiclass``).
 
-Run (about 10 minutes on 2 cores)::
+Goals (issues 12 and 23): at n = 1e7 and m = 10 a fit in under 5 minutes on
+2 cores, with a peak under 3x R; 'auto' within 3x the CPU time of 'cf' at
+1e5 and 1.5x at 1e6 and beyond, its peak within 1.5x; K = 5 within 2x.
 
-    python benchmarks/bench_scale.py [--sizes 1e4 1e5 1e6 3e6 1e7] [--auto-max 1e6]
+Rerun the whole table and results/scale.md (about 30 minutes on 2 cores)::
+
+    python benchmarks/bench_scale.py [--sizes 1e5 1e6 1e7] [--methods lr cf auto]
+        [--multiclass 1e6] [--no-checks]
 
 Profile one size (cProfile's top functions, then tracemalloc's largest
 allocation sites at the peak)::
@@ -82,7 +87,42 @@ def make_data(n, seed=0):
     return R, y
 
 
+def make_multiclass_data(n, n_classes=5, seed=0):
+    """A K-class (n, M K) probability matrix, model-major columns, imbalanced classes.
+
+    Row ``i`` of class ``y_i`` has evidence ``2.5 onehot(y_i) + e_i`` (``e_i``
+    standard normal per class, shared by every model); model ``j`` reports
+    ``softmax(beta_j (evidence + sigma_j xi_ij) + c_j)`` with its own noise
+    scale, temperature and class offsets. Class priors 0.5, 0.25, 0.15, 0.07,
+    0.03 (K = 5; geometric for other K). Built in blocks of 1e6 rows.
+    """
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(seed)
+    prior = (np.array([0.5, 0.25, 0.15, 0.07, 0.03]) if n_classes == 5
+             else 0.5 ** np.arange(1, n_classes + 1))
+    prior = prior / prior.sum()
+    sigma, beta = rng.uniform(0.5, 3, M), rng.uniform(0.5, 2, M)
+    offset = rng.normal(0, 0.5, (M, n_classes))
+    y = rng.choice(n_classes, n, p=prior).astype(np.intp)
+    R = np.empty((n, M * n_classes))
+    for start in range(0, n, BLOCK):
+        rows = slice(start, min(start + BLOCK, n))
+        size = rows.stop - rows.start
+        evidence = 2.5 * np.eye(n_classes)[y[rows]] + rng.standard_normal((size, n_classes))
+        for j in range(M):
+            noise = rng.standard_normal((size, n_classes)) * sigma[j]
+            R[rows, j * n_classes:(j + 1) * n_classes] = softmax(
+                beta[j] * (evidence + noise) + offset[j], axis=1)
+    return R, y
+
+
 def estimator(combiner):
+    """``combiner='lr'``: StackingClassifier's final step, LogisticRegression on R itself."""
+    if combiner == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=1000)
     from skcfe import CFEnsembleClassifier
 
     return CFEnsembleClassifier(
@@ -90,11 +130,11 @@ def estimator(combiner):
     )
 
 
-def worker(n, combiner):
+def worker(n, combiner, n_classes=2):
     """Fit once at size ``n``; print one JSON line with time and memory."""
     model = estimator(combiner)  # imports everything before the baseline
     baseline = _status("VmRSS")
-    R, y = make_data(n)
+    R, y = make_data(n) if n_classes == 2 else make_multiclass_data(n, n_classes)
     _reset_peak()
     start, cpu_start = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
@@ -103,14 +143,16 @@ def worker(n, combiner):
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = _status("VmHWM")
     print(json.dumps({
-        "n": n, "combiner": combiner, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss": peak,
-        "peak_over_R": (peak - baseline) / R.nbytes, "n_iter": int(model.n_iter_),
+        "n": n, "classes": n_classes, "combiner": combiner, "seconds": seconds,
+        "cpu_seconds": cpu_seconds, "peak_rss": peak, "R_bytes": R.nbytes,
+        "peak_over_R": (peak - baseline) / R.nbytes,
+        "n_iter": int(np.max(model.n_iter_)),
     }))
 
 
 # Functions whose time and extra memory the profile reports (none calls another).
 PHASES = [
-    ("skcfe._base", "check_precomputed"), ("skcfe._cf", "fit_confidence"),
+    ("skcfe._validation", "check_precomputed"), ("skcfe._cf", "fit_confidence"),
     ("skcfe.backends.als", "initial_factors"), ("skcfe.backends.als", "balanced_sweep"),
     ("skcfe.backends.als", "fit_weighted"), ("skcfe.backends.als", "supervised_loss"),
 ]
@@ -160,13 +202,32 @@ def profile(n):
     print(f"tracemalloc: the fit's peak is {peak / R.nbytes:.2f} x R beyond R itself")
 
 
-def run_size(n, combiner):
+def run_size(n, combiner, n_classes=2):
+    """One fit in a fresh process (BLAS limited to 2 threads): its JSON line as a dict."""
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", str(n), "--combiner", combiner],
+        [sys.executable, __file__, "--worker", str(n), "--combiner", combiner,
+         "--classes", str(n_classes)],
         capture_output=True, text=True, env=env, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fit_and_score(combiner, R, y, R_test, y_test):
+    """A fit of ``combiner`` on (R, y), quietly: the model, its fit's (wall s, CPU s) and
+    its held-out average precision and log loss."""
+    from sklearn.metrics import average_precision_score, log_loss
+
+    model = estimator(combiner)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(R, y)
+    seconds = (time.perf_counter() - wall, time.process_time() - cpu)
+    proba = model.predict_proba(R_test)
+    return model, proba, seconds, {
+        "held-out average precision": average_precision_score(y_test, proba[:, 1]),
+        "held-out log loss": log_loss(y_test, proba)}
 
 
 def subsample_check(n=10**6, fraction=0.1, chunk=10**5):
@@ -177,174 +238,237 @@ def subsample_check(n=10**6, fraction=0.1, chunk=10**5):
     from predicting them at once shows that prediction is row by row.
     """
     from joblib import Parallel, delayed
-    from sklearn.metrics import average_precision_score, log_loss
 
     R, y = make_data(2 * n, seed=1)
     R_test, y_test = R[n:], y[n:]
-    rows, models = [], {}
+    rows = []
     for label, size in (("every row", n), (f"{fraction:.0%} subsample", int(fraction * n))):
-        model = estimator("cf")
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(R[:size], y[:size])
-        seconds = time.perf_counter() - start
-        proba = model.predict_proba(R_test)
-        models[label] = (model, proba)
-        rows.append({"fitted on": label, "rows": size, "fit s": seconds,
-                     "held-out average precision": average_precision_score(y_test, proba[:, 1]),
-                     "held-out log loss": log_loss(y_test, proba)})
-    model, whole = models[label]
+        model, whole, (seconds, _), scores = fit_and_score("cf", R[:size], y[:size], R_test,
+                                                           y_test)
+        rows.append({"fitted on": label, "rows": size, "fit s": seconds, **scores})
     parts = Parallel(n_jobs=2)(delayed(model.predict_proba)(R_test[start:start + chunk])
                                for start in range(0, n, chunk))
     return rows, float(np.abs(np.vstack(parts) - whole).max())
 
 
+def selection_check(n=2 * 10**5, configs=((None, False), (50_000, False), (50_000, True),
+                                            (20_000, False))):
+    """``combiner='auto'`` with its selection on a subsample against on every row.
+
+    ``n`` training rows and ``n`` held-out rows (``make_data(2 n, seed=1)``);
+    each config is (``SELECTION_MAX_ROWS``, ``REFIT_EVERY_ROW``), None: the
+    selection on every row. Returns one row per config: the CPU seconds of
+    the fit, the candidate with the best cross-validated score, the pool's
+    weights and the held-out average precision and log loss.
+    """
+    import skcfe.level1
+    import skcfe.level1.selection
+
+    R, y = make_data(2 * n, seed=1)
+    rows = []
+    for max_rows, every_row in configs:
+        skcfe.level1.selection.SELECTION_MAX_ROWS = 10**12 if max_rows is None else max_rows
+        skcfe.level1.REFIT_EVERY_ROW = every_row
+        model, _, (_, cpu), scores = fit_and_score("auto", R[:n], y[:n], R[n:], y[n:])
+        results = model.selection_results_
+        weights = results.get("weight", np.zeros(len(results["candidate"])))
+        rows.append({
+            "selection on": "every row" if max_rows is None else f"{max_rows:,} labeled rows",
+            "chosen refitted on": ("every row" if max_rows is None or every_row
+                                   else "the subsample (cf: every row)"),
+            "CPU s": cpu,
+            "best candidate": results["candidate"][int(np.argmax(results["pooled_test_score"]))],
+            "pool weights": ", ".join(f"{c} {w:.3f}" for c, w in zip(results["candidate"], weights)
+                                      if w > 0),
+            **scores,
+        })
+        print(rows[-1], flush=True)
+    return rows
+
+
 BEYOND = """\
 ## Beyond one machine
 
-The fitted model is small (q x d classifier factors and q + 1 aggregator
-weights), and everything it computes for a row depends on that row alone:
-`predict_proba`, `predict`, `decision_function` and `transform` fold each row in
-with the classifier factors fixed and never look at the other rows. The
-comparison above checks it: predicting the held-out rows in chunks, in
-joblib's worker processes, gives the same numbers as predicting them at once,
-to the maximum absolute difference reported. So a data set larger than one
-machine is handled in two steps:
-
-1. fit on a random subsample of rows that fits in memory (the table above:
-   held-out quality of a fit on 10% of the rows against a fit on all of them);
-2. predict or transform the rest in chunks, in parallel, e.g.
-   `dask.array.from_array(R, chunks=(10**6, m)).map_blocks(clf.predict_proba,
-   chunks=(10**6, n_classes))` or `joblib.Parallel` over row slices.
-
-The unlabeled rows of a semi-supervised fit are the exception: they shape the
-classifier factors, so they must be in the subsample that is fitted.
-"""
+Predictions fold each row in with the factors fixed, so chunks in parallel give the
+same numbers (checked above): fit on a subsample that fits in memory and predict the
+rest in chunks (user guide, "Large data"); unlabeled rows belong in the subsample."""
 
 
 BEFORE = """\
-Before the streamed ALS (commit f704e5c: whole (n, q) weight, factor and
-feature matrices with their temporaries, multi-threaded BLAS on small
-products), measured the same way on the same machine: n = 1e6 took 217 s
-wall and 80 CPU s (65 s and 25 CPU s with BLAS on one thread) with a peak of
-1.38 GB, 15.2x R. n = 1e7 was not run: by the same ratio it needed about
-12 GB."""
+## Before issue 23 (the selection on every row, the greedy step's stable sort)
+
+Measured on the same machine with the code before the change (a copy of
+`skcfe/` at the issue's start; the same worker, `--worker N --combiner C`,
+each fit in a fresh process, BLAS limited to 2 threads, under `nice`, load
+average 2.5 to 3.8):
+
+| method | n | wall s | CPU s | peak / R |
+|:--|--:|--:|--:|--:|
+| lr | 100,000 | 0.839 | 0.834 | 1.8 |
+| cf | 100,000 | 3.35 | 2.73 | 7.7 |
+| auto | 100,000 | 54.6 | 39.5 (14.5x cf) | 26.2 |
+| lr | 1,000,000 | 3.51 | 2.31 | 1.5 |
+| cf | 1,000,000 | 27.8 | 15.6 | 6.6 |
+| auto | 1,000,000 | not run: over 1,500 s wall (issue 23) | | |
+| cf | 10,000,000 | 307 | 217 | 6.7 (issue 12's run) |"""
 
 WHERE = """\
-## Where the time and memory go (`python benchmarks/bench_scale.py --profile 1e6`)
+## Where the time goes
 
-In one thread, n = 1e6, 4 sweeps: the row blocks (instance step, the
+Above `SELECTION_MAX_ROWS` = 50,000 labeled rows (`skcfe/level1/selection.py`)
+the default's selection (inner folds, scores, greedy ensemble selection's
+counts, the pool's weights) runs on a stratified subsample of 50,000 labeled
+rows (and the same fraction of unlabeled rows), seeded by the estimator's
+seed; the pooled candidates other than the configured CF aggregator, which
+is fitted on every row anyway, are refitted on that subsample (they have
+at most a few dozen parameters; the comparison below shows the held-out
+quality of refitting them on every row instead), and greedy selection scores
+its steps by average precision binned on 2^16 score bins instead of a sort.
+The level-1 step therefore costs a constant (about ten CPU seconds here)
+whatever n, and the CF fit on every row is the rest. Below the threshold
+nothing changes: every prediction is the same to the bit (the greedy step's
+average precision uses an unstable sort, falling back to the stable one on
+ties, which gives the same value).
+
+In one thread, n = 1e6, 4 sweeps of the CF fit: the row blocks (instance step, the
 classifier step's normal equations, the fold-in features) take two thirds of
-the time, most of it in `np.linalg.solve` on the stacked d x d systems (two
-per row and sweep: the instance step and the fold-in); the aggregator
-(`fit_weighted` in `skcfe/_aggregator.py`: tracking steps each sweep, then
-the final fit) takes the remaining third.
-
-Memory beyond R (tracemalloc): a fit holds the confidence C (1x R), the
-labeled rows' aggregator input Z (1x R) and about 0.6x R of per-row vectors
-(labels, weights, shares); the sweeps add a block at a time (0.1x R), the
-aggregator 2.8x R while it fits (copies of Z with a column of ones and
-Z-sized products in its solvers). That is why the peak stays above
-3x R: it would need the aggregator to stream its gradient and Hessian over
-row blocks of Z, and the confidence to be computed per block from R instead
-of stored (both outside the ALS backend).
-
-`combiner='auto'` adds the inner-CV selection (`skcfe/_selection.py`), which
-costs 20 to 40 times the factorization here, most of it in the greedy
-ensemble selection recomputing average precision (a sort of every row) at
-every step. It is not run beyond 1e5 rows, where it already takes minutes."""
+the time, most of it in `np.linalg.solve` on the stacked d x d systems; the
+aggregator (`fit_weighted` in `skcfe/_aggregator.py`) the remaining third.
+Memory beyond R (tracemalloc): the confidence C (1x R), the labeled rows'
+aggregator input Z (1x R), about 0.6x R of per-row vectors, and the
+aggregator's 2.8x R while it fits (copies of Z with a column of ones and
+Z-sized products in its solvers): under 3x R needs the aggregator to stream
+its gradient and Hessian over row blocks of Z and the confidence to be
+computed per block from R (`python benchmarks/bench_scale.py --profile 1e6`)."""
 
 
-def report(rows, subsample, chunk_difference, load):
-    """Write results/scale.md and scale.png; ``load`` is the load average at the start and end."""
+NOTES = """\
+Notes. At n = 1e7 the selection's constant cost (about 15 CPU s) is within the
+CF fit's run-to-run spread. K = 5 was out of reach before issue 23 (an ALS sweep held
+every row block's normal equations: 57.9x R at n = 1e5); they are now summed 16 blocks
+at a time, bitwise the same. Peak under 3x R is not done ("Where the time goes")."""
+
+
+def _ratio(table, column):
+    """``column`` of each row over that of combiner 'cf' at the same n and classes."""
+    cf = table[table["method"] == "cf"].set_index(["n", "classes"])[column]
+    keys = list(zip(table["n"], table["classes"]))
+    return [row / cf.get(key, np.nan) for row, key in zip(table[column], keys)]
+
+
+def report(rows, subsample, chunk_difference, selection, load, command):
+    """Write results/scale.md, scale.json and scale.png; ``load``: the load average at
+    the start and end."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import _common
+    import _harness
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.DataFrame(rows)
-    table["R MB"] = table["n"] * M * 8 / 1e6
+    (HERE / "results" / "scale.json").write_text(json.dumps(
+        {"rows": rows, "subsample": subsample, "chunk_difference": chunk_difference,
+         "selection": selection, "load": load, "command": command}, indent=1))
+    table = pd.DataFrame(rows).rename(columns={"combiner": "method"})
+    table["R MB"] = table.pop("R_bytes") / 1e6
     table["peak RSS MB"] = table.pop("peak_rss") / 1e6
     table["peak / R"] = table.pop("peak_over_R")
-    table = table[["combiner", "n", "n_iter", "seconds", "cpu_seconds", "R MB", "peak RSS MB",
-                   "peak / R"]].rename(columns={"seconds": "wall s", "cpu_seconds": "CPU s"})
+    table["CPU / cf"] = _ratio(table, "cpu_seconds")
+    table["peak / cf"] = _ratio(table, "peak RSS MB")
+    table = table[["method", "n", "classes", "n_iter", "seconds", "cpu_seconds", "CPU / cf",
+                   "R MB", "peak RSS MB", "peak / R", "peak / cf"]].rename(
+        columns={"seconds": "wall s", "cpu_seconds": "CPU s"})
+    binary, multi = table[table["classes"] == 2], table[table["classes"] > 2]
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (combiner, part), color in zip(table.groupby("combiner"), ("C0", "C1")):
-        label = f"combiner='{combiner}'"
+    for (method, part), color in zip(binary.groupby("method", sort=False), ("C0", "C1", "C2")):
+        label = {"lr": "LogisticRegression on R"}.get(method, f"combiner='{method}'")
         ax_t.loglog(part["n"], part["wall s"], "o-", color=color, label=f"{label}, wall")
         ax_t.loglog(part["n"], part["CPU s"], "x:", color=color, label=f"{label}, CPU")
-        ax_m.loglog(part["n"], part["peak / R"] * part["R MB"], "o-", color=color, label=label)
+        ax_m.loglog(part["n"], part["peak RSS MB"], "o-", color=color, label=label)
     ax_t.axhline(300, color="grey", ls="--", label="goal at n = 1e7: 5 min")
-    ax_m.loglog(table["n"], 3 * table["R MB"], "k--", label="3 x R (goal)")
-    ax_m.loglog(table["n"], table["R MB"], "k:", label="R = n m 8 bytes")
+    sizes = np.sort(binary["n"].unique())
+    ax_m.loglog(sizes, 3 * sizes * M * 8 / 1e6, "k--", label="3 x R (goal)")
+    ax_m.loglog(sizes, sizes * M * 8 / 1e6, "k:", label="R = n m 8 bytes")
     ax_t.set(xlabel="rows n (m = 10 columns)", ylabel="fit time (s)", title="Fit time")
-    ax_m.set(xlabel="rows n (m = 10 columns)",
-             ylabel="peak resident memory above the interpreter (MB)",
-             title="Peak memory (R included)")
+    ax_m.set(xlabel="rows n (m = 10 columns)", ylabel="peak resident memory (MB)",
+             title="Peak memory")
     for ax in (ax_t, ax_m):
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(HERE / "results" / "scale.png", dpi=120)
 
-    largest = table[table["combiner"] == "cf"].iloc[-1]
-    n_text = f"n = {largest['n']:.0e}".replace("e+0", "e")
-    if largest["wall s"] < 300:
-        time_verdict = f"**met** ({largest['wall s']:.0f} s wall, {largest['CPU s']:.0f} CPU s)."
-    else:
-        time_verdict = (
-            f"**not met in wall time** on this shared machine ({largest['wall s']:.0f} s at "
-            f"load average {load[1]:.1f}); the fit's CPU time, {largest['CPU s']:.0f} s, is "
-            + ("under" if largest["CPU s"] < 300 else "over")
-            + " 5 minutes, so one core of its own would "
-            + ("meet it." if largest["CPU s"] < 300 else "not meet it either.")
-        )
-    memory_met = largest["peak / R"] < 3
+    goals = []
+    for _, row in binary[binary["method"] == "auto"].iterrows():
+        limit = 3.0 if row["n"] < 10**6 else 1.5
+        goals.append(
+            f"- n = {row['n']:,}: 'auto' CPU {row['CPU / cf']:.2f}x 'cf' (goal <= {limit}x: "
+            f"**{'met' if row['CPU / cf'] <= limit else 'not met'}**), peak "
+            f"{row['peak / cf']:.2f}x 'cf' (goal <= 1.5x: "
+            f"**{'met' if row['peak / cf'] <= 1.5 else 'not met'}**).")
+    for method in ("auto", "cf"):
+        part = binary[(binary["method"] == method) & (binary["n"] >= 10**7)]
+        for _, row in part.iterrows():
+            goals.append(
+                f"- n = {row['n']:,}, '{method}': {row['CPU s']:.0f} CPU s, {row['wall s']:.0f} s "
+                f"wall (goal under 300 s: **{'met' if row['CPU s'] < 300 else 'not met'}** in "
+                f"CPU time, **{'met' if row['wall s'] < 300 else 'not met'}** in wall time on "
+                f"this shared machine), peak {row['peak / R']:.1f}x R (goal under 3x: "
+                f"**{'met' if row['peak / R'] < 3 else 'not met'}**).")
+    for _, row in multi[multi["method"] == "auto"].iterrows():
+        goals.append(
+            f"- K = {row['classes']}, n = {row['n']:,}: 'auto' CPU {row['CPU / cf']:.2f}x 'cf' "
+            f"(goal within 2x: **{'met' if row['CPU / cf'] <= 2 else 'not met'}**).")
+    formats = ("", "", "", "", ".3g", ".3g", ".2f", ".4g", ".4g", ".1f", ".2f")
     lines = [
-        (f"# How far one machine goes: the factorization up to n = 1e7 rows "
-         f"({_common.machine_line(_common.machine_info())})"),
+        ("# The default at scale: LogisticRegression, 'cf' and 'auto' up to n = 1e7 rows "
+         f"({_harness.machine_line()})"),
         "",
-        ("`python benchmarks/bench_scale.py` (each size in a fresh process, BLAS "
-         "limited to 2 threads, run under `nice`; load average "
-         f"{load[0]:.1f} at the start and {load[1]:.1f} at the end, on 2 cores "
-         "shared with other jobs, so wall times are pessimistic; CPU s is the "
+        (f"`{command}` (each fit in a fresh process, BLAS limited to 2 threads, run under "
+         f"`nice`; load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, on "
+         "2 cores shared with other jobs, so wall times are pessimistic; CPU s is the "
          "process's CPU time)."),
         "",
-        ("The combiner's own cost: `CFEnsembleClassifier(estimators='precomputed', "
-         "combiner='cf', backend='als')` on a synthetic binary matrix of m = 10 "
-         "columns (`make_data` in the script), latent_dim = 10, default tol. "
-         "`combiner='auto'` (the default: inner-CV selection among the CF "
-         "aggregator and its rivals) is shown where it is affordable. Peak is "
-         "the process's peak resident memory during `fit` (VmHWM); peak / R "
-         "subtracts the interpreter's resident size before the data existed, so "
-         "it counts R itself."),
+        ("On a synthetic precomputed probability matrix of m = 10 models (`make_data`; "
+         "K = 5 classes: `make_multiclass_data`, 50 columns): 'lr' is "
+         "StackingClassifier's final step, `LogisticRegression(max_iter=1000)` on R; 'cf' "
+         "and 'auto' are `CFEnsembleClassifier(estimators='precomputed', combiner=..., "
+         "backend='als', random_state=0)`. Peak is the process's peak resident memory "
+         "during `fit` (VmHWM); peak / R subtracts the interpreter's resident size before "
+         "the data existed, so it counts R itself; peak / cf compares peak RSS."),
         "",
-        table.to_markdown(index=False, floatfmt=("", "", "", ".3g", ".3g", ".4g", ".4g", ".1f"),
-                          intfmt=","),
+        table.to_markdown(index=False, floatfmt=formats, intfmt=","),
         "",
-        ("At small n the ratio mostly counts what numpy, scipy and scikit-learn "
-         "allocate on first use, not the data."),
+        "## Goals (issue 23), 2 cores",
         "",
-        "## Goals (issue 12) at " + n_text + ", m = 10, 2 cores",
+        *goals,
         "",
-        f"- Under 5 minutes: {time_verdict}",
-        (f"- Peak memory under 3x R: **{'met' if memory_met else 'not met'}** "
-         f"({largest['peak / R']:.1f}x R, {largest['peak RSS MB']:.0f} MB)."),
+        NOTES,
         "",
         BEFORE,
         "",
+        "## The selection on a subsample against on every row",
+        "",
+        ("`combiner='auto'` on n = 200,000 training rows of `make_data(400_000, seed=1)`, "
+         "scored on the other 200,000 (`selection_check`): the selection on every row, "
+         "on a stratified subsample (`SELECTION_MAX_ROWS`), with the pooled candidates "
+         "refitted on the subsample or on every row (`skcfe.level1.REFIT_EVERY_ROW`)."),
+        "",
+        pd.DataFrame(selection).to_markdown(
+            index=False, floatfmt=("", "", ".1f", "", "", ".5f", ".5f")) if selection else
+        "(not run)",
+        "",
         WHERE,
         "",
-        "## A subsample against every row (n = 1e6 training rows, 1e6 held out)",
+        "## A CF fit on a subsample against every row (n = 1e6 training rows, 1e6 held out)",
         "",
-        pd.DataFrame(subsample).to_markdown(index=False, floatfmt=".4g"),
+        pd.DataFrame(subsample).to_markdown(index=False, floatfmt=".4g") if subsample else
+        "(not run)",
         "",
         (f"Predicting the held-out rows in chunks of 1e5 in joblib's worker processes: "
-         f"largest absolute difference from predicting them at once {chunk_difference:.1e}."),
+         f"largest absolute difference from predicting them at once {chunk_difference:.1e}."
+         if subsample else ""),
         "",
         BEYOND,
     ]
@@ -355,26 +479,65 @@ def report(rows, subsample, chunk_difference, load):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6, 3e6, 1e7])
-    parser.add_argument("--auto-max", type=float, default=1e5,
-                        help="largest size at which combiner='auto' is measured too")
+    parser.add_argument("--sizes", nargs="*", type=float, default=[1e5, 1e6, 1e7],
+                        help="binary sizes (none: only the K = 5 comparison)")
+    parser.add_argument("--methods", nargs="+", default=["lr", "cf", "auto"])
+    parser.add_argument("--auto-max", type=float, default=1e7,
+                        help="largest size at which combiner='auto' is measured")
+    parser.add_argument("--multiclass", type=float, default=1e6,
+                        help="rows of the K = 5 comparison (0: none)")
+    parser.add_argument("--no-checks", action="store_true",
+                        help="skip the subsample and selection comparisons")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite scale.md and scale.png from results/scale.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep results/scale.json's other rows (and its comparisons "
+                             "with --no-checks): rerun part of the table")
     parser.add_argument("--worker", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--combiner", default="cf", help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=float, help="profile one fit at this size")
+    parser.add_argument("--selection-check", action="store_true",
+                        help="only the selection on a subsample against on every row")
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(int(args.worker), args.combiner)
+        return worker(int(args.worker), args.combiner, args.classes)
     if args.profile:
         return profile(int(args.profile))
+    if args.selection_check:
+        return print(json.dumps(selection_check()))
+    command = "python benchmarks/bench_scale.py " + " ".join(argv or sys.argv[1:])
+    if args.render:
+        old = json.loads((HERE / "results" / "scale.json").read_text())
+        return print(report(old["rows"], old["subsample"], old["chunk_difference"],
+                            old["selection"], old["load"], old["command"]))
     load_start = os.getloadavg()[0]
+    jobs = [(int(n), method, 2) for n in args.sizes for method in args.methods
+            if method != "auto" or n <= args.auto_max]
+    if args.multiclass:
+        jobs += [(int(args.multiclass), method, 5) for method in args.methods]
     rows = []
-    for n in map(int, args.sizes):
-        for combiner in ("cf", "auto") if n <= args.auto_max else ("cf",):
-            rows.append(run_size(n, combiner))
-            print(rows[-1], flush=True)
+    for n, method, n_classes in jobs:
+        rows.append(run_size(n, method, n_classes))
+        print(rows[-1], flush=True)
+    subsample, chunk_difference, selection = [], float("nan"), []
+    if not args.no_checks:
+        subsample, chunk_difference = subsample_check()
+        selection = selection_check()
     load = (load_start, os.getloadavg()[0])
-    subsample, chunk_difference = subsample_check()
-    print(report(rows, subsample, chunk_difference, load))
+    if args.merge and (HERE / "results" / "scale.json").is_file():
+        old = json.loads((HERE / "results" / "scale.json").read_text())
+        new = {(row["n"], row["classes"], row["combiner"]) for row in rows}
+        rows = [row for row in old["rows"]
+                if (row["n"], row["classes"], row["combiner"]) not in new] + rows
+        rows.sort(key=lambda row: (row["classes"], row["n"],
+                                   ["lr", "cf", "auto"].index(row["combiner"])))
+        if args.no_checks:
+            subsample, chunk_difference = old["subsample"], old["chunk_difference"]
+            selection = old["selection"]
+        load = (min(load[0], old["load"][0]), max(load[1], old["load"][1]))
+        command = old.get("command", "") + "`, then `" + command.strip()
+    print(report(rows, subsample, chunk_difference, selection, load, command.strip()))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ turns ``combiner`` and ``R`` into one fitted level-1 model with
 ``predict_proba``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.base import clone
 
 from .._cf import cf_complete
+from . import selection as _selection
 from .candidates import (
     AverageCandidate,
     CFCandidate,
@@ -39,6 +40,13 @@ from .selection import n_inner_splits, select
 
 COMBINER_STRINGS = ("auto", "select", "cf")
 
+# After a selection on a subsample (more labeled rows than
+# selection.SELECTION_MAX_ROWS), the chosen candidates other than the
+# configured CF aggregator are refitted on the subsample (False) or on every
+# row (True). They have at most a few dozen parameters; see
+# benchmarks/results/scale.md for the held-out comparison that chose False.
+REFIT_EVERY_ROW = False
+
 
 @dataclass
 class Level1Fit:
@@ -54,11 +62,15 @@ class Level1Fit:
     results : dict or None
         :func:`~skcfe.level1.selection.select`'s results, with the pool's
         ``weight`` when the candidates were pooled; None without a selection.
+    selection_rows : ndarray or None
+        The rows the selection ran on when they were a subsample
+        (:func:`~skcfe.level1.selection.selection_rows`); None for every row.
     """
 
     name: str
     model: object
     results: dict | None = None
+    selection_rows: np.ndarray | None = None
 
 
 def check_candidates(combiner):
@@ -90,6 +102,16 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     candidates that read them (``handles_missing``) see them as they are;
     the others see them completed by :func:`~skcfe.level1.candidates.fit_completion`.
 
+    With more than :data:`~skcfe.level1.selection.SELECTION_MAX_ROWS`
+    labeled rows, the selection (inner folds, scores, greedy ensemble
+    selection's counts, the pool's weights) runs on a stratified subsample
+    of that many labeled rows (:func:`~skcfe.level1.selection.selection_rows`,
+    seeded by ``context.seed``), and the chosen candidates are refitted on
+    that subsample (on every row with ``REFIT_EVERY_ROW``; ``CFCandidate()``,
+    the configured CF aggregator, is ``cf_model``, fitted on every row), so
+    that the level-1 step costs the same at any size. Greedy ensemble
+    selection then scores its steps by the binned average precision.
+
     Parameters
     ----------
     combiner : {'auto', 'select', 'cf'}, classifier or list of (str, candidate)
@@ -112,24 +134,34 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
         return Level1Fit("cf", CFCandidate.from_model(cf_model))
     completion = R_complete = None
 
-    def refit(candidate):
+    def refit(candidate, on=None, context=context):
+        """``candidate`` fitted on every row, or on rows ``on``."""
         nonlocal completion, R_complete
         if isinstance(candidate, CFCandidate) and not candidate.overrides:
             return CFCandidate.from_model(cf_model)
         candidate = clone(candidate)
+        part = slice(None) if on is None else on
+        data = (y[part], labeled[part], sample_weight[part], context)
         if candidate.handles_missing or not np.isnan(R).any():
-            return candidate.fit(R, y, labeled, sample_weight, context)
+            return candidate.fit(R[part], *data)
         if completion is None:
             completion = fit_completion(R, y, labeled, sample_weight, context)
             R_complete = cf_complete(completion, R)
-        return Completed(candidate.fit(R_complete, y, labeled, sample_weight, context),
-                         completion)
+        return Completed(candidate.fit(R_complete[part], *data), completion)
 
     if not isinstance(combiner, (str, list, tuple)):
         return Level1Fit(type(combiner).__name__, refit(as_candidate("combiner", combiner)))
-    n_splits = n_inner_splits(y, labeled, context.n_classes, selection_cv, groups)
+    rows = _selection.selection_rows(y, labeled, context.n_classes, context.seed,
+                                     min_per_class=int(selection_cv))
+    sub = slice(None) if rows is None else rows
+    y_sel, labeled_sel, weight_sel = y[sub], labeled[sub], sample_weight[sub]
+    groups_sel = None if groups is None else np.asarray(groups)[sub]
+    n_splits = n_inner_splits(y_sel, labeled_sel, context.n_classes, selection_cv, groups_sel)
     if n_splits < 2:
         return Level1Fit("cf", CFCandidate.from_model(cf_model))
+    if rows is not None and verbose:
+        print(f"[skcfe] level-1 selection on a stratified subsample of {labeled_sel.sum()} "
+              f"of {labeled.sum()} labeled rows", flush=True)
     if isinstance(combiner, str):
         candidates = default_candidates(
             context.names, context.n_classes, latent_dim=context.cf_params["latent_dim"],
@@ -140,27 +172,46 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     if np.isnan(R).any() and not all(c.handles_missing for _, c in candidates):
         completion = fit_completion(R, y, labeled, sample_weight, context)
         R_complete = cf_complete(completion, R)
+    R_sel = R[sub]
+    R_complete_sel = None if R_complete is None else R_complete[sub]
+    context_sel = context
+    if rows is not None and context.scorer is _selection.average_precision:
+        context_sel = replace(context, greedy_scorer=_selection.binned_average_precision)
     results, oof = select(
-        R, y, labeled, sample_weight, candidates=candidates, context=context,
-        n_splits=n_splits, random_state=context.seed, verbose=verbose, R_complete=R_complete,
-        groups=groups, n_jobs=n_jobs,
+        R_sel, y_sel, labeled_sel, weight_sel, candidates=candidates, context=context_sel,
+        n_splits=n_splits, random_state=context.seed, verbose=verbose,
+        R_complete=R_complete_sel, groups=groups_sel, n_jobs=n_jobs,
     )
+
+    def refit_chosen(candidate):
+        """``refit``; after a subsample's selection, on the subsample (the configured CF
+        aggregator excepted, fitted on every row) unless ``REFIT_EVERY_ROW``, and then
+        greedy selection's counts come from the subsample."""
+        if rows is None:
+            return refit(candidate)
+        if not REFIT_EVERY_ROW:
+            return refit(candidate, on=rows, context=context_sel)
+        if isinstance(candidate, AverageCandidate) and candidate.counts is None:
+            counts = refit(candidate, on=rows, context=context_sel).counts_
+            candidate = clone(candidate).set_params(counts=counts)
+        return refit(candidate)
+
     if isinstance(combiner, str) and combiner == "select":
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit(candidates[best][1]), results)
-    lab = np.flatnonzero(labeled)
+        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results, rows)
+    lab = np.flatnonzero(labeled_sel)
     pool = np.zeros(len(candidates))
     entered = pool_members(results["candidate"], results["pooled_test_score"])
-    pool[entered], intercept = super_learner_weights(oof[entered], y[lab], sample_weight[lab],
+    pool[entered], intercept = super_learner_weights(oof[entered], y_sel[lab], weight_sel[lab],
                                                      context.n_classes)
     results["weight"] = pool
     members = np.flatnonzero(pool > 0)
     if len(members) == 0:  # every weight at its bound: the best candidate alone
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit(candidates[best][1]), results)
-    pooled = SuperLearner([refit(candidates[c][1]) for c in members], pool[members], intercept,
-                          context.n_classes)
-    return Level1Fit("super_learner", pooled, results)
+        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results, rows)
+    pooled = SuperLearner([refit_chosen(candidates[c][1]) for c in members], pool[members],
+                          intercept, context.n_classes)
+    return Level1Fit("super_learner", pooled, results, rows)
 
 
 __all__ = [

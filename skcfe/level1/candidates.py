@@ -69,6 +69,10 @@ class Level1Context:
         Seeds the CF candidates' and the factor model's initialization.
     scorer : callable
         The selection's criterion, ``scorer(y, proba, sample_weight)``.
+    greedy_scorer : callable or None
+        What greedy ensemble selection scores its steps by; None: ``scorer``.
+        A selection on a subsample of many rows sets the binned average
+        precision (:func:`~skcfe.level1.selection.binned_average_precision`).
     """
 
     n_classes: int
@@ -76,6 +80,7 @@ class Level1Context:
     cf_params: dict = field(repr=False)
     seed: int
     scorer: object = field(repr=False)
+    greedy_scorer: object = field(default=None, repr=False)
 
 
 def log_proba_features(R, n_classes):
@@ -237,7 +242,8 @@ class AverageCandidate(Level1Candidate):
         probas = self._probas(R[labeled])
         y, w = y[labeled], sample_weight[labeled]
         if self.counts is None:
-            self.counts_ = greedy_selection(probas, y, w, context.scorer, self.n_steps)
+            scorer = context.scorer if context.greedy_scorer is None else context.greedy_scorer
+            self.counts_ = greedy_selection(probas, y, w, scorer, self.n_steps)
         else:
             self.counts_ = np.asarray(self.counts, dtype=float)
         self.weights_, self.intercept_ = fit_log_linear_pool(
