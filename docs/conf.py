@@ -34,6 +34,9 @@ extensions = [
 ]
 autosummary_generate = True
 numpydoc_show_class_members = False
+# The numpydoc docstrings give every type; the annotations (for type checkers,
+# py.typed) would spell numpy's ArrayLike out as a long Union in each signature.
+autodoc_typehints = "none"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 

@@ -6,19 +6,20 @@ confidence -> backend -> fitted state. Predicting: refit matrix of new rows
 all of it; they differ only in what they do with the reconstruction.
 """
 
+import copy
 import warnings
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble._base import _BaseHeterogeneousEnsemble
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metadata_routing import UNUSED
+from sklearn.utils.metadata_routing import UNUSED, MetadataRouter
 from sklearn.utils.validation import (
+    _check_feature_names_in,
     _check_method_params,
-    check_consistent_length,
     check_is_fitted,
 )
 
@@ -29,8 +30,33 @@ from ._confidence import CONFIDENCE_STRATEGIES
 from ._library import DEFAULT_ESTIMATOR_NAMES, default_estimators
 from ._matrix import check_prefit, cv_splits, refit_matrix
 from ._routing import metadata_router, route_fit
-from ._validation import check_estimators, check_precomputed, check_targets, indexable
+from ._validation import (
+    check_estimators,
+    check_precomputed,
+    check_row_aligned,
+    check_targets,
+    indexable,
+)
 from .backends import BACKENDS
+
+
+class IntNotBool(Interval):
+    """An :class:`Interval` of ints that rejects bools (``True`` is an int in Python).
+
+    ``unlabeled_label=True`` would otherwise unlabel class 1 silently, and
+    ``latent_dim=True`` would mean one factor.
+    """
+
+    def __init__(self, left=None, right=None, *, closed="neither"):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+    def __str__(self):
+        if self.left is None and self.right is None:
+            return "an int (not a bool)"
+        return f"{super().__str__()} (not a bool)"
 
 
 class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
@@ -42,7 +68,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     _parameter_constraints: dict = {
         "estimators": [list, None, StrOptions({"precomputed"})],
         "backend": [StrOptions(set(BACKENDS))],
-        "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "latent_dim": [IntNotBool(1, None, closed="left"), None],
         "rho": [Interval(Real, 0, 1, closed="both")],
         "lambda_reg": [Interval(Real, 0, None, closed="left")],
         "confidence": [StrOptions(set(CONFIDENCE_STRATEGIES)), callable],
@@ -53,7 +79,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         "focal_gamma": [Interval(Real, 0, None, closed="left")],
         "use_class_weights": ["boolean"],
         "posterior_correction": ["boolean"],
-        "unlabeled_label": [None, Integral, str],
+        "unlabeled_label": [None, IntNotBool(), str],
         "cv": ["cv_object", StrOptions({"prefit"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -143,7 +169,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         named = [(n, e) for n, e in self._estimator_list() if not (isinstance(e, str) and e == "drop")]
         return named, self.cv
 
-    def get_metadata_routing(self):
+    def get_metadata_routing(self) -> MetadataRouter:
         """Get metadata routing of this object.
 
         ``fit`` consumes ``sample_weight`` itself and routes metadata to the
@@ -168,7 +194,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         self._validate_names(names)
         return list(names), list(ests)
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of this estimator; with ``deep``, also those of the base estimators.
 
         With ``estimators=None`` the default set's parameters are listed too
@@ -177,22 +203,40 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         if not (deep and self.estimators is None):
             return super().get_params(deep=deep)
         out = super().get_params(deep=False)
-        for name, est in default_estimators(self.random_state):
+        # Listing must not change state: a RandomState is copied, not drawn from, so
+        # every call lists the same seeds (those fit would draw first) and the user's
+        # generator does not advance. An invalid random_state (fit reports it) lists
+        # no nested parameters, so set_params of any other one still works.
+        random_state = self.random_state
+        if isinstance(random_state, np.random.RandomState):
+            random_state = copy.deepcopy(random_state)
+        try:
+            defaults = default_estimators(random_state)
+        except (TypeError, ValueError):
+            return out
+        for name, est in defaults:
             out[name] = est
             out.update({f"{name}__{key}": value for key, value in est.get_params().items()})
         return out
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "BaseCFEnsemble":
         """Set parameters; ``name__param`` or ``name='drop'`` of the default set too.
 
         Setting a default estimator's parameter (or dropping it) while
-        ``estimators=None`` first makes the default set explicit, seeded from
-        ``random_state`` exactly as fit would seed it.
+        ``estimators=None`` first makes the default set explicit: afterwards
+        ``estimators`` is that list (``get_params(deep=False)`` shows it, and
+        ``clone`` keeps it), seeded from ``random_state`` exactly as fit would
+        seed it and as ``get_params`` lists it (a RandomState is copied, not
+        advanced). A later change of ``random_state`` then no longer reseeds
+        the base estimators.
         """
         if self.estimators is None and "estimators" not in params and any(
             key.split("__")[0] in DEFAULT_ESTIMATOR_NAMES for key in params
         ):
-            self.estimators = default_estimators(params.get("random_state", self.random_state))
+            random_state = params.get("random_state", self.random_state)
+            if isinstance(random_state, np.random.RandomState):
+                random_state = copy.deepcopy(random_state)
+            self.estimators = default_estimators(random_state)
         return super().set_params(**params)
 
     @property
@@ -214,7 +258,7 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
     def _route_metadata(self, y, weights, sample_weight, groups, fit_params):
         """Metadata of fit for each base estimator and the splitter (see _routing.py)."""
         if groups is not None:
-            check_consistent_length(y, groups)
+            check_row_aligned("groups", groups, len(y))
         named, cv = self._routing_targets()
         if cv is None and self._selection_uses_groups():
             # No base-layer folds; the combiner's selection CV uses the groups.
@@ -228,11 +272,14 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
 
     def _fit_model(self, X, y, sample_weight=None, groups=None, **fit_params):
         self._base_as_given = False
+        # A refit on data without column names must not keep the last fit's names.
+        self.__dict__.pop("feature_names_in_", None)
         if self._precomputed:
             y_encoded, labeled, weights = self._check_targets(X, y, sample_weight)
             self._route_metadata(y, weights, sample_weight, groups, fit_params)
             R = check_precomputed(X, len(self.classes_))
             self.estimators_, self.named_estimators_ = [], Bunch()
+            self.stack_method_, self.calibrators_ = [], []
             self._n_columns = R.shape[1]
         else:
             names, all_estimators = self._validate_estimators()
@@ -263,14 +310,31 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         self.n_iter_ = model.n_iter
         self.history_ = model.history
         if not model.converged:
-            warnings.warn(
-                f"{type(self).__name__} did not converge (backend={self.backend!r}, "
-                f"{model.n_iter} of max_iter={self.max_iter} iterations): its stopping test at "
-                f"tol={self.tol} was not met (torch: the gradient is not yet near zero). "
-                "Increase max_iter or tol.",
-                ConvergenceWarning,
-            )
+            warnings.warn(self._not_converged_message(model), ConvergenceWarning)
         return R, problem
+
+    def _not_converged_message(self, model):
+        """Why the backend stopped short of its stopping test, and what would help."""
+        head = (f"{type(self).__name__} did not converge (backend={self.backend!r}, stopped "
+                f"after {model.n_iter} of max_iter={self.max_iter} iterations)")
+        away = "while the gradient is not yet near zero (|grad|^2 > tol * |objective|)"
+        kinks = ("The fit is usable (the aggregator is solved for the final factors). "
+                 "More iterations will not help: aggregator_input='proba' makes the objective "
+                 "smooth, backend='als' does not stall, or a larger tol accepts this point.")
+        if model.stop_reason == "line_search":
+            return (f"{head}: L-BFGS's line search found no decrease, at a kink of the "
+                    f"clipped logits, {away}, tol={self.tol}. {kinks}")
+        if model.stop_reason == "stalled":
+            if self.solver == "adam":
+                return (f"{head}: the objective changed by less than tol={self.tol} "
+                        f"(relative) over an epoch, {away}. Lower learning_rate or tol, or "
+                        "use solver='lbfgs'.")
+            return (f"{head}: L-BFGS stalled, the objective changing by less than "
+                    f"tol={self.tol} (relative) over an epoch, {away}. {kinks}")
+        test = ("the gradient is not yet near zero (|grad|^2 > tol * |objective|)"
+                if self.backend == "torch" else "the objective still changes by more than tol")
+        return (f"{head}: max_iter was reached before its stopping test at tol={self.tol} was "
+                f"met ({test}). Increase max_iter, or tol.")
 
     def _fit_base_layer(self, X, names, all_estimators, y_encoded, labeled, metadata):
         """Fit the base estimators; return the probability matrix of the training rows.
@@ -283,6 +347,8 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
         if self._prefit:
             self._base_as_given = True
             self.estimators_ = check_prefit(named)
+            self.stack_method_ = ["predict_proba"] * len(named)
+            self.calibrators_ = [None] * len(named)
             R = refit_matrix(self.estimators_, X, len(self.classes_), [n for n, _ in named],
                              classes=self.classes_, as_given=True)
         else:
@@ -323,17 +389,30 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
                           for name, params in fit_params.items()}
             split_params = _check_method_params(X, split_params, indices=lab_idx)
         y_lab = y_encoded[lab_idx]
-        splits = cv_splits(self.cv, X_lab, y_lab, split_params, self.random_state)
-        R_lab, self.estimators_ = cached_base_layer(
+        splits = cv_splits(self.cv, X_lab, y_lab, split_params, self.random_state,
+                           classes=self.classes_)
+        if (self.memory is not None and self.estimators is None
+                and not isinstance(self.random_state, Integral)):
+            warnings.warn(
+                f"memory is set, but with estimators=None and random_state="
+                f"{self.random_state!r} the default base estimators get new seeds on every fit, so the cache never "
+                "hits and every fit adds entries to it. Set random_state to an int to reuse "
+                "the cached base layer.",
+                UserWarning,
+            )
+        R_lab, self.estimators_, self.calibrators_ = cached_base_layer(
             self.memory, named, X_lab, y_lab, splits, fit_params,
             n_classes=n_classes, n_jobs=self.n_jobs, verbose=self.verbose, classes=self.classes_,
         )
+        self.stack_method_ = ["predict_proba" if cal is None else "decision_function"
+                              for cal in self.calibrators_]
         R = np.empty((len(labeled), R_lab.shape[1]))
         R[lab_idx] = R_lab
         if not labeled.all():
             unl_idx = np.flatnonzero(~labeled)
             R[unl_idx] = refit_matrix(self.estimators_, _safe_indexing(X, unl_idx), n_classes,
-                                      [name for name, _ in named], classes=self.classes_)
+                                      [name for name, _ in named], classes=self.classes_,
+                                      calibrators=self.calibrators_)
         return R
 
     # -- predict-time representation -------------------------------------
@@ -351,7 +430,8 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
             return R
         return refit_matrix(self.estimators_, indexable(X), len(self.classes_),
                             self._model_names(), classes=self.classes_,
-                            as_given=getattr(self, "_base_as_given", False))
+                            as_given=getattr(self, "_base_as_given", False),
+                            calibrators=getattr(self, "calibrators_", None))
 
     def _reconstruct(self, X):
         """Fold-in factors and reconstructed probabilities of new rows."""
@@ -364,6 +444,12 @@ class BaseCFEnsemble(_BaseHeterogeneousEnsemble):
 
     def _cf_params(self):
         return {name: getattr(self, name) for name in CF_PARAMETERS}
+
+    def _feature_names_prefix(self, input_features):
+        """Check ``input_features`` of get_feature_names_out; the output names' prefix."""
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        return type(self).__name__.lower()
 
     @property
     def n_features_in_(self):

@@ -10,6 +10,7 @@ rows of each inner fold.
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 from ._aggregator import aggregate, raw_to_proba
 from ._confidence import apply_confidence, fit_confidence, label_targets, reads_labels
@@ -39,10 +40,15 @@ class CFModel:
     n_iter: int
     converged: bool
     history: dict
+    stop_reason: str = ""
 
 
 def class_weights(y, weights, n_classes, *, balanced, classes):
-    """Balanced class weights ``n / (K n_k)`` from sample weights; ones if not ``balanced``."""
+    """Balanced class weights ``n / (K n_k)`` from sample weights; ones if not ``balanced``.
+
+    scikit-learn's ``compute_class_weight('balanced')`` with sample weights,
+    after a check that names the classes whose total weight is zero.
+    """
     if not balanced:
         return np.ones(n_classes)
     counts = np.bincount(y, weights=weights, minlength=n_classes)
@@ -53,12 +59,25 @@ def class_weights(y, weights, n_classes, *, balanced, classes):
             "weights n / (K n_k) are undefined; give them positive weight or set "
             "use_class_weights=False."
         )
-    return counts.sum() / (n_classes * counts)
+    return compute_class_weight("balanced", classes=np.arange(n_classes), y=y,
+                                sample_weight=weights)
 
 
 def _observed(R):
     """Mask of the entries of R that hold a prediction (NaN marks a missing one)."""
     return ~np.isnan(R)
+
+
+def _column_fill(R, observed):
+    """Stand-ins of the missing entries: each column's observed mean.
+
+    A column with no observation (every row NaN, as in an inner fold of
+    the selection) carries no information: its stand-in is 0.5, with zero
+    confidence like every missing entry, so the ridge keeps its factor at 0.
+    """
+    counts = observed.sum(axis=0)
+    sums = np.where(observed, R, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(R.shape[1], 0.5), where=counts > 0)
 
 
 def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
@@ -98,7 +117,7 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
     if observed.all():
         observed = None  # nothing to mask (and no mask to hold)
     else:
-        R = np.where(observed, R, np.nanmean(R, axis=0))
+        R = np.where(observed, R, _column_fill(R, observed))
     class_weight = class_weights(
         y[labeled], weights[labeled], n_classes, balanced=params["use_class_weights"],
         classes=classes,
@@ -164,6 +183,7 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
         n_iter=result.n_iter,
         converged=result.converged,
         history=result.history,
+        stop_reason=result.stop_reason,
     )
     return model, problem
 

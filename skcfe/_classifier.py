@@ -1,9 +1,12 @@
 """CFEnsembleClassifier: stacking through collaborative filtering."""
 
 from numbers import Integral
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -79,7 +82,9 @@ combiner_ : str
         ``std_test_score`` and ``split<k>_test_score`` over the folds,
         ``rank_test_score``, ``mean_fit_time`` and, when pooled, ``weight``
         (its weight in the Super Learner's pool). Plot it with
-        :class:`~skcfe.SelectionDisplay`. None when no selection ran.
+        :class:`~skcfe.SelectionDisplay`. None when no selection ran. Beyond
+        50,000 labeled rows the selection runs on a stratified subsample of
+        50,000 of them (``skcfe.level1.selection.SELECTION_MAX_ROWS``).
 
     """
 
@@ -95,6 +100,16 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
     Focal loss (``focal_gamma``) and class weights (``use_class_weights``)
     target imbalanced, hard problems; their distortion of the probabilities is
     undone in closed form, so :meth:`predict_proba` estimates ``p(y | x)``.
+
+    The parameters by role: the base layer (``estimators``, ``cv``,
+    ``memory``, ``n_jobs``, ``random_state``, ``unlabeled_label``) makes the
+    probability matrix; the level-1 choice (``combiner``, ``scoring``,
+    ``selection_cv``, last below) decides what combines it; the CF
+    factorization (``backend`` to ``tol``) configures the CF aggregator,
+    which predicts alone under ``combiner='cf'`` and is one candidate of
+    the pool under ``'auto'`` (so ``focal_gamma`` and the rest change the
+    default's output only as far as the pool weights it); ``solver``,
+    ``learning_rate`` and ``device`` matter only to ``backend='torch'``.
 
     Parameters
     ----------
@@ -229,7 +244,14 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self.selection_cv = selection_cv
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | float | None = None,
+        groups: ArrayLike | None = None,
+        **fit_params: Any,
+    ) -> "CFEnsembleClassifier":
         """Fit the base estimators, the factorization and the aggregator.
 
         Parameters
@@ -238,9 +260,9 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             Training data, passed to the base estimators as is.
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
             Non-negative row weights of skcfe's own objective (the supervised
-            term and the factorization). They also reach the base
+            term and the factorization); a float weights every row alike. They also reach the base
             estimators' ``fit``: every base estimator and each Pipeline step
             that accepts them or, with metadata routing enabled, those that
             request them (``set_fit_request``). With ``cv='prefit'`` no base
@@ -267,6 +289,31 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         self : CFEnsembleClassifier
             Fitted estimator.
         """
+        self._fit(X, y, sample_weight, groups, **fit_params)
+        return self
+
+    def fit_transform(self, X, y, sample_weight=None, groups=None, **fit_params):
+        """Fit, then :meth:`transform` ``X``: as StackingClassifier's, in-sample.
+
+        The same as ``fit(X, y).transform(X)``, so the training rows'
+        columns come from base estimators fitted on them. For leak-free
+        features of training rows (a downstream model in a Pipeline), use
+        :meth:`CFEnsembleTransformer.fit_transform`, which is cross-fitted.
+
+        Parameters
+        ----------
+        X, y, sample_weight, groups, **fit_params
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        R : ndarray of shape (n_samples, n_columns)
+            Columns named by :meth:`get_feature_names_out`.
+        """
+        return self.fit(X, y, sample_weight, groups, **fit_params).transform(X)
+
+    def _fit(self, X, y, sample_weight=None, groups=None, **fit_params):
+        """Fit everything; return the training rows' probability matrix."""
         R, problem = self._fit_model(X, y, sample_weight, groups, **fit_params)
         n_classes = len(self.classes_)
         context = Level1Context(
@@ -281,13 +328,13 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         )
         self.combiner_, self.combiner_estimator_ = level1.name, level1.model
         self.selection_results_ = level1.results
-        return self
+        return R
 
     def _selection_uses_groups(self):
         return isinstance(self.combiner, (str, list)) and not (
             isinstance(self.combiner, str) and self.combiner == "cf")
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of this estimator; with ``deep``, nested ones too.
 
         Besides the base estimators' (``name__param``), those of the
@@ -307,7 +354,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
                                 for key, value in est.get_params(deep=True).items()})
         return out
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "CFEnsembleClassifier":
         """Set parameters, ``combiner__name`` and ``combiner__name__param`` of a list too."""
         combiner = params.get("combiner", self.combiner)
         nested = [key for key in params if key.startswith("combiner__")]
@@ -330,7 +377,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             params["combiner"] = combiner
         return super().set_params(**params)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities of ``X``.
 
         Parameters
@@ -356,13 +403,13 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             )
         return model.predict_proba(R)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
         check_is_fitted(self)
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Log-odds of the positive class (binary) or log-probabilities (K classes).
 
         Consistent with :meth:`predict`: the largest value (binary: a positive
@@ -378,7 +425,7 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
             return log_proba[:, 1] - log_proba[:, 0]
         return log_proba
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Most probable class of each row of ``X``.
 
         Returns
@@ -387,6 +434,59 @@ class CFEnsembleClassifier(ClassifierMixin, BaseCFEnsemble):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """The base estimators' probabilities of ``X``: the probability matrix R.
+
+        As :meth:`~sklearn.ensemble.StackingClassifier.transform`: the
+        predictions of the base estimators refit on every labeled row, one
+        column per estimator for two classes (the probability of
+        ``classes_[1]``), one per estimator and class otherwise. An estimator
+        without ``predict_proba`` enters through its ``decision_function``
+        mapped by the calibrator fitted on its out-of-fold scores.
+
+        These are in-sample predictions for the rows the estimators were
+        fitted on: ``fit(X, y).transform(X)`` (and :meth:`fit_transform`) is
+        over-confident where a base estimator memorizes its training rows.
+        For features of training rows (a downstream model in a Pipeline),
+        use :meth:`CFEnsembleTransformer.fit_transform`, which is
+        cross-fitted and leak-free.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        R : ndarray of shape (n_samples, n_columns)
+            Columns named by :meth:`get_feature_names_out`.
+        """
+        check_is_fitted(self)
+        return self._new_matrix(X)
+
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        """Names of the columns of :meth:`transform`.
+
+        As StackingClassifier names them: ``'cfensembleclassifier_<name>'``
+        for each base estimator with two classes,
+        ``'cfensembleclassifier_<name><k>'`` for its class ``k`` (the index
+        in ``classes_``) otherwise.
+
+        %(feature_names_out)s
+        """
+        prefix = self._feature_names_prefix(input_features)
+        if len(self.classes_) == 2:
+            names = [f"{prefix}_{name}" for name in self._model_names()]
+        else:
+            names = [f"{prefix}_{name}{k}" for name in self._model_names()
+                     for k in range(len(self.classes_))]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # transform gives the base estimators' predictions, as StackingClassifier's does.
+        tags.transformer_tags = TransformerTags()
+        return tags
 
 
 fill_doc(CFEnsembleClassifier, combiner=COMBINER_DOC, selection_attributes=SELECTION_ATTRIBUTES_DOC)

@@ -7,12 +7,26 @@ word for word the same in both.
 
 SHARED_PARAMETERS_DOC = """\
 estimators : list of (str, estimator) tuples, default=None
-        Base classifiers, each with ``predict_proba``. Any of them can be
+        Base classifiers. Each enters through ``predict_proba`` where it has
+        one, else through ``decision_function`` (as StackingClassifier's
+        ``stack_method='auto'``: LinearSVC, RidgeClassifier, SVC()), whose
+        scores a logistic calibrator maps to probabilities without leakage:
+        a sigmoid for two classes, a multinomial logistic regression on the
+        K scores otherwise, cross-fitted over the folds of ``cv`` as
+        :class:`~sklearn.calibration.CalibratedClassifierCV` does (a training
+        row's column comes from a calibrator fitted on the other folds'
+        out-of-fold scores; new rows use one fitted on all of them). Such an
+        estimator needs folds: with ``cv='prefit'`` wrap it in
+        :class:`~sklearn.frozen.FrozenEstimator` instead. Regressors and
+        estimators with neither method are errors. Any of them can be
         set to ``'drop'`` and their parameters tuned as ``name__param``, as in
         :class:`~sklearn.ensemble.StackingClassifier`. ``None`` uses the
         default set of :func:`default_estimators`: scaled logistic regression,
         Gaussian naive Bayes, a decision tree, a random forest and histogram
-        gradient boosting, seeded from ``random_state``.
+        gradient boosting, seeded from ``random_state``. Setting one of their
+        parameters (``set_params(forest__max_depth=3)``, or a grid over it)
+        makes the default set explicit: ``estimators`` then holds the seeded
+        list, so that ``clone`` keeps the change.
 
     backend : {'als', 'torch'}, default='als'
         Algorithm that fits the factorization and the aggregator. 'als'
@@ -148,7 +162,16 @@ estimators : list of (str, estimator) tuples, default=None
         ``groups`` shape) and the metadata routed to the base estimators
         (sample weights and any other), so a search over the combiner's parameters
         (``focal_gamma``, ``aggregator_alpha``, ``combiner``, ...) fits the
-        base layer once per outer fold. None: no caching."""
+        base layer once per outer fold. None: no caching.
+
+        The default estimators (``estimators=None``) are seeded from
+        ``random_state``: unless it is an int they get new seeds on every
+        fit, so the cache never hits (a warning says so). A function among
+        the base estimators' parameters (``FunctionTransformer(func)``)
+        enters the key by its code, defaults and closure, not by the globals
+        it reads; a lambda or a local function cannot be cached (an error
+        names it). A cache directory that cannot be written gives a warning
+        and an uncached fit."""
 
 
 SHARED_ATTRIBUTES_DOC = """\
@@ -160,6 +183,17 @@ classes_ : ndarray of shape (n_classes,)
 
     named_estimators_ : :class:`~sklearn.utils.Bunch`
         Fitted base estimators by name.
+
+    stack_method_ : list of str
+        The method of each fitted base estimator whose output enters the
+        probability matrix: 'predict_proba' or 'decision_function'.
+
+    calibrators_ : list of estimators or None
+        For each fitted base estimator with ``stack_method_`` equal to
+        'decision_function', the calibrator fitted on all its out-of-fold
+        scores that maps its scores of new rows to probabilities (a
+        Pipeline: StandardScaler, then LogisticRegression); None for the
+        others.
 
     n_features_in_ : int
         Number of features seen during fit (from the base estimators).
@@ -190,16 +224,36 @@ classes_ : ndarray of shape (n_classes,)
         ``objective``, ``reconstruction`` and ``supervised`` per iteration."""
 
 
+FEATURE_NAMES_DOC = """\
+Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in fit.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects"""
+
+
 DOCS = {
     "shared_parameters": SHARED_PARAMETERS_DOC,
     "shared_attributes": SHARED_ATTRIBUTES_DOC,
+    "feature_names_out": FEATURE_NAMES_DOC,
 }
 
 
 def fill_doc(cls, **extra):
-    """Fill ``%(name)s`` in ``cls.__doc__`` from :data:`DOCS` and ``extra``; return ``cls``."""
-    doc = cls.__doc__
-    for name, text in {**DOCS, **extra}.items():
-        doc = doc.replace(f"%({name})s", text)
-    cls.__doc__ = doc
+    """Fill ``%(name)s`` from :data:`DOCS` and ``extra`` in the docstrings of ``cls``
+    and of the methods it defines; return ``cls``."""
+    sections = {**DOCS, **extra}
+
+    def filled(doc):
+        for name, text in sections.items():
+            doc = doc.replace(f"%({name})s", text)
+        return doc
+
+    cls.__doc__ = filled(cls.__doc__)
+    for member in vars(cls).values():
+        if callable(member) and member.__doc__ and "%(" in member.__doc__:
+            member.__doc__ = filled(member.__doc__)
     return cls

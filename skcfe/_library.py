@@ -12,6 +12,7 @@ contract: a model keeps its name, its parameters and its seed at every size.
 from numbers import Integral
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.discriminant_analysis import (
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
@@ -138,7 +139,9 @@ MAX_LIBRARY_SIZE = len(_LIBRARY)
 DEFAULT_ESTIMATOR_NAMES = ("logistic", "naive_bayes", "tree", "forest", "boosting")
 
 
-def default_estimators(random_state=None):
+def default_estimators(
+    random_state: int | np.random.RandomState | None = None,
+) -> list[tuple[str, BaseEstimator]]:
     """The diverse default set of base estimators: :func:`model_library`'s first five.
 
     Linear (scaled logistic regression), generative (Gaussian naive Bayes),
@@ -167,7 +170,9 @@ def default_estimators(random_state=None):
     },
     prefer_skip_nested_validation=True,
 )
-def model_library(size=20, random_state=None):
+def model_library(
+    size: int = 20, random_state: int | np.random.RandomState | None = None
+) -> list[tuple[str, BaseEstimator]]:
     """A large library of cheap, diverse base estimators (Super-Learner style).
 
     Hyperparameter variants of every family a Super Learner library holds:

@@ -18,6 +18,7 @@ gradient by a constant ``u^gamma`` would minimize a different loss.
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit, log_expit
 
 __all__ = ["focal_loss", "focal_loss_gradient"]
@@ -255,7 +256,13 @@ def _check_focal_inputs(y_true, raw_prediction, gamma, sample_weight):
     return y, raw, gamma, sw
 
 
-def focal_loss(y_true, raw_prediction, *, gamma=2.0, sample_weight=None):
+def focal_loss(
+    y_true: ArrayLike,
+    raw_prediction: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    sample_weight: ArrayLike | None = None,
+) -> float:
     """Weighted mean focal loss of logits.
 
     ``sum_i s_i FL_gamma(p_i, y_i) / sum_i s_i`` with ``FL_gamma(p, y) = -(1 - p_y)^gamma
@@ -311,7 +318,13 @@ def focal_loss(y_true, raw_prediction, *, gamma=2.0, sample_weight=None):
     return float(sw @ loss / sw.sum())
 
 
-def focal_loss_gradient(y_true, raw_prediction, *, gamma=2.0, sample_weight=None):
+def focal_loss_gradient(
+    y_true: ArrayLike,
+    raw_prediction: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    sample_weight: ArrayLike | None = None,
+) -> np.ndarray:
     """Exact gradient of :func:`focal_loss` with respect to ``raw_prediction``.
 
     Parameters

@@ -11,6 +11,7 @@ distribution ``p'_k ~ w_k p_k``; dividing by ``w_k`` and renormalizing undoes it
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import log_softmax
 
 from ._losses import _check_gamma, _xlogx_over_u
@@ -141,7 +142,9 @@ def _check_class_weight(class_weight, n_classes):
     return weights
 
 
-def focal_posterior_correction(proba, *, gamma, class_weight=None):
+def focal_posterior_correction(
+    proba: ArrayLike, *, gamma: float, class_weight: ArrayLike | None = None
+) -> np.ndarray:
     """Recover class posteriors from a model trained with focal loss and class weights.
 
     A model that minimizes the class-weighted focal risk predicts ``q = Psi^{-1}(p')``, where

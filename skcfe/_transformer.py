@@ -1,9 +1,12 @@
 """CFEnsembleTransformer: ensemble transformation as a Pipeline stage."""
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseCFEnsemble
 from ._docs import fill_doc
@@ -24,6 +27,12 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
     estimators, out-of-fold matrix, confidence, factorization, backends and
     supervised aggregator (which is part of the objective, so the labels shape
     the factors as they do in the classifier).
+
+    The parameters by role: the base layer (``estimators``, ``cv``,
+    ``memory``, ``n_jobs``, ``random_state``, ``unlabeled_label``) makes the
+    probability matrix; the CF factorization (``backend`` to ``tol``) is
+    what it transforms; ``solver``, ``learning_rate`` and ``device`` matter
+    only to ``backend='torch'``; ``output`` chooses what ``transform`` returns.
 
     Parameters
     ----------
@@ -178,7 +187,14 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         self.output = output
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | float | None = None,
+        groups: ArrayLike | None = None,
+        **fit_params: Any,
+    ) -> "CFEnsembleTransformer":
         """Fit the base estimators, the factorization and the aggregator.
 
         Parameters
@@ -187,9 +203,9 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
             Training data, passed to the base estimators as is.
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
             Non-negative row weights of skcfe's own objective (the supervised
-            term and the factorization). They also reach the base
+            term and the factorization); a float weights every row alike. They also reach the base
             estimators' ``fit``: every base estimator and each Pipeline step
             that accepts them or, with metadata routing enabled, those that
             request them (``set_fit_request``). With ``cv='prefit'`` no base
@@ -217,7 +233,14 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit_transform(self, X, y, sample_weight=None, groups=None, **fit_params):
+    def fit_transform(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | float | None = None,
+        groups: ArrayLike | None = None,
+        **fit_params: Any,
+    ) -> np.ndarray:
         """Fit on all rows and return the cross-fitted transform of ``X``.
 
         This method uses a cross-fitting scheme so that a downstream
@@ -236,7 +259,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
             Training data, passed to the base estimators as is.
         y : array-like of shape (n_samples,)
             Class labels; rows equal to ``unlabeled_label`` are unlabeled.
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
             Non-negative row weights, as in :meth:`fit`.
         groups : array-like of shape (n_samples,), default=None
             Group labels of the rows for a group-aware ``cv``, as in
@@ -256,7 +279,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         # cv='prefit', whose base estimators the user fitted, as documented).
         return self._output(self._fold_in(R))
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Reconstructed probability matrix (or latent factors) of ``X``.
 
         Parameters
@@ -279,7 +302,7 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
             return factors
         return factors @ self.classifier_factors_.T
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
         """Names of the output columns.
 
         ``'<prefix>_<estimator>_<class>'`` for every column of the
@@ -287,18 +310,9 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         per estimator), ``'<prefix>_factor<i>'`` for the factors; the prefix is
         ``'cfensembletransformer'``.
 
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Only checked against the names seen in fit.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
+        %(feature_names_out)s
         """
-        check_is_fitted(self)
-        _check_feature_names_in(self, input_features, generate_names=False)
-        prefix = type(self).__name__.lower()
+        prefix = self._feature_names_prefix(input_features)
         if self.output == "factors":
             names = [f"{prefix}_factor{i}" for i in range(self.classifier_factors_.shape[1])]
         else:

@@ -5,6 +5,8 @@ and how to fix it; the estimators call them at the start of ``fit`` and
 ``predict``.
 """
 
+from numbers import Number
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
@@ -13,9 +15,10 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
-    check_consistent_length,
     column_or_1d,
 )
+
+from ._matrix import stack_method
 
 
 def check_estimators(estimators):
@@ -43,20 +46,17 @@ def check_estimators(estimators):
         if not hasattr(est, "fit") or not hasattr(est, "get_params"):
             raise ValueError(
                 f"Base estimator {name!r} ({type(est).__name__}) is not a scikit-learn "
-                "estimator: it needs fit, get_params and predict_proba."
+                "estimator: it needs fit, get_params and predict_proba or "
+                "decision_function."
             )
         if not is_classifier(est):
             raise ValueError(
                 f"Base estimator {name!r} ({type(est).__name__}) is not a classifier; "
-                "skcfe combines classifiers' predicted probabilities."
+                "skcfe combines classifiers' predicted probabilities. Use a classifier "
+                "(e.g. RidgeClassifier instead of Ridge), or drop it."
             )
-        if not hasattr(est, "predict_proba"):
-            raise ValueError(
-                f"Base estimator {name!r} ({type(est).__name__}) has no predict_proba. "
-                "skcfe factorizes predicted probabilities: use a probabilistic "
-                "classifier, e.g. SVC(probability=True), or wrap it in "
-                "CalibratedClassifierCV."
-            )
+        # predict_proba, else decision_function (calibrated out of fold); else an error.
+        stack_method(name, est)
 
 
 def check_targets(X, y, sample_weight, unlabeled_label, owner):
@@ -81,7 +81,12 @@ def check_targets(X, y, sample_weight, unlabeled_label, owner):
             "use rows without a label, give them a marker value and set "
             "unlabeled_label to it (e.g. unlabeled_label=-1)."
         )
-    check_consistent_length(X, y, sample_weight)
+    n_samples = _num_samples(X)
+    check_row_aligned("y", y, n_samples)
+    if sample_weight is not None and not isinstance(sample_weight, Number):
+        # A scalar is accepted as scikit-learn's _check_sample_weight accepts it:
+        # the same weight for every row.
+        check_row_aligned("sample_weight", sample_weight, n_samples)
     if type_of_target(y) == "continuous":
         raise ValueError(
             f"Unknown label type: continuous. {owner} combines "
@@ -121,6 +126,22 @@ def check_targets(X, y, sample_weight, unlabeled_label, owner):
     return y_encoded, labeled, weights, label_encoder
 
 
+def check_row_aligned(name, values, n_samples):
+    """``values`` (y, sample_weight, groups) must hold one entry per row of X."""
+    try:
+        n_values = _num_samples(values)
+    except TypeError as exc:
+        raise ValueError(
+            f"{name} must be an array-like of shape (n_samples,) = ({n_samples},), one "
+            f"entry per row of X; got {type(values).__name__} {values!r:.40}."
+        ) from exc
+    if n_values != n_samples:
+        raise ValueError(
+            f"{name} has {n_values} entries but X has {n_samples} rows; {name} needs one "
+            "entry per row of X."
+        )
+
+
 def labeled_mask(y, unlabeled_label):
     """True for rows with a label (every row when ``unlabeled_label`` is None)."""
     if unlabeled_label is None:
@@ -143,9 +164,8 @@ def indexable(X):
 
 
 def check_marker_type(y, marker):
-    """``unlabeled_label`` must be able to equal a label: a string for string labels."""
-    if marker is None:
-        return
+    """Labels of one type, and ``unlabeled_label`` able to equal a label (a string for
+    string labels)."""
     if y.dtype.kind in "biuf":
         labels_are_strings = False
     elif y.dtype.kind in "US":
@@ -153,11 +173,14 @@ def check_marker_type(y, marker):
     else:
         kinds = {isinstance(v, str) for v in y}
         if len(kinds) > 1:
+            marker_hint = "" if marker is None else f" (and for unlabeled_label={marker!r})"
             raise ValueError(
-                "y mixes string and non-string labels; use one type for every label "
-                f"(and for unlabeled_label={marker!r})."
+                "y mixes string and non-string labels; use one type for every label"
+                f"{marker_hint}, e.g. y.astype(str)."
             )
         labels_are_strings = kinds == {True}
+    if marker is None:
+        return
     if isinstance(marker, str) != labels_are_strings:
         y_type = "strings" if labels_are_strings else "numbers"
         raise ValueError(

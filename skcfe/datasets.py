@@ -226,6 +226,8 @@ def _noise_scale(quality):
 
 
 def _softmax(logits, axis=-1):
+    # Not scipy.special.softmax: its rounding differs in the last bits, and the
+    # generated data sets (benchmarks, test oracles) are kept bitwise as they were.
     return np.exp(log_softmax(logits, axis=axis))
 
 

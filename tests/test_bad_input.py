@@ -3,12 +3,15 @@
 Walked for both estimators and both backends (torch cases skip without torch).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.naive_bayes import GaussianNB
-from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skcfe import CFEnsembleClassifier, CFEnsembleTransformer
@@ -50,6 +53,16 @@ class NotAnEstimator:
         return X
 
 
+class LabelsOnly(ClassifierMixin, BaseEstimator):
+    """A classifier with neither predict_proba nor decision_function."""
+
+    def fit(self, X, y):  # pragma: no cover - never called
+        return self
+
+    def predict(self, X):  # pragma: no cover - never called
+        return np.zeros(len(X))
+
+
 def nb():
     return [("nb", GaussianNB())]
 
@@ -74,8 +87,8 @@ ERRORS = [
      ValueError, r"Base estimator 'obj' \(NotAnEstimator\) is not a scikit-learn estimator"),
     ("entry a regressor", {"estimators": nb() + [("lin", LinearRegression())]}, Y, {},
      ValueError, r"Base estimator 'lin' \(LinearRegression\) is not a classifier"),
-    ("entry without predict_proba", {"estimators": nb() + [("svc", LinearSVC())]}, Y, {},
-     ValueError, r"Base estimator 'svc' \(LinearSVC\) has no predict_proba"),
+    ("entry without scores", {"estimators": nb() + [("lab", LabelsOnly())]}, Y, {},
+     ValueError, r"'lab' \(LabelsOnly\) has neither predict_proba nor decision_function"),
     ("all dropped", {"estimators": [("nb", "drop")]}, Y, {},
      ValueError, "All estimators are dropped"),
     ("estimators not pairs", {"estimators": [GaussianNB()]}, Y, {},
@@ -110,6 +123,25 @@ ERRORS = [
      ValueError, r"Row 0 of X has no prediction at all \(1 such rows\)"),
     ("precomputed infinity", {"estimators": "precomputed"}, Y, {"X": np.full((60, 2), np.inf)},
      ValueError, "X holds infinity"),
+    # bool is an int in Python: True would unlabel class 1, or mean one factor
+    ("unlabeled_label a bool", {"unlabeled_label": True}, Y, {},
+     InvalidParameterError, (r"The 'unlabeled_label' parameter of \w+ must be None, an int "
+                             r"\(not a bool\) or an instance of 'str'. Got True")),
+    ("latent_dim a bool", {"latent_dim": True}, Y, {},
+     InvalidParameterError, (r"The 'latent_dim' parameter of \w+ must be an int in the range "
+                             r"\[1, inf\) \(not a bool\) or None. Got True")),
+    ("mixed labels, int first", {}, np.array(list(Y[:-1]) + ["x"], object), {},
+     ValueError, "y mixes string and non-string labels; use one type for every label,"),
+    ("mixed labels, str first", {}, np.array(["x"] + list(Y[1:]), object), {},
+     ValueError, "y mixes string and non-string labels; use one type for every label,"),
+    ("y one short", {}, Y[:-1], {},
+     ValueError, "y has 59 entries but X has 60 rows"),
+    ("sample_weight one short", {}, Y, {"sample_weight": np.ones(59)},
+     ValueError, "sample_weight has 59 entries but X has 60 rows"),
+    ("groups one short", {"cv": GroupKFold(3)}, Y, {"groups": np.arange(59) % 5},
+     ValueError, "groups has 59 entries but X has 60 rows"),
+    ("groups a scalar", {"cv": GroupKFold(3)}, Y, {"groups": 3},
+     ValueError, r"groups must be an array-like of shape \(n_samples,\) = \(60,\)"),
 ]
 
 
@@ -159,3 +191,83 @@ def test_predict_errors(Estimator):
     method = pre.predict_proba if Estimator is CFEnsembleClassifier else pre.transform
     with pytest.raises(ValueError, match="X has 3 columns, but .* on 2"):
         method(rng.random((4, 3)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_scalar_sample_weight_weights_every_row_alike(Estimator, backend):
+    # As scikit-learn's _check_sample_weight: a float is that weight for every row.
+    est = Estimator(light_estimators(), cv=3, backend=backend, random_state=0, max_iter=20)
+    scalar = est.fit(X, Y, sample_weight=2.0).coef_.copy()
+    array = est.fit(X, Y, sample_weight=np.full(len(Y), 2.0)).coef_
+    np.testing.assert_allclose(scalar, array)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_refit_without_column_names_forgets_feature_names_in(Estimator, backend):
+    pd = pytest.importorskip("pandas")
+    est = Estimator(light_estimators(), cv=3, backend=backend, random_state=0, max_iter=20)
+    est.fit(pd.DataFrame(X, columns=list("abcd")), Y)
+    assert list(est.feature_names_in_) == list("abcd")
+    est.fit(X, Y)
+    assert not hasattr(est, "feature_names_in_")
+    est.predict(X) if hasattr(est, "predict") else est.transform(X)  # no name warning
+
+
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_get_params_changes_no_state(Estimator):
+    random_state = np.random.RandomState(0)
+    est = Estimator(random_state=random_state)
+    first = est.get_params()["forest__random_state"]
+    assert est.get_params()["forest__random_state"] == first
+    # the user's generator did not advance
+    assert random_state.randint(2**31) == np.random.RandomState(0).randint(2**31)
+    # the listed seed is the one fit would draw first, and set_params keeps it
+    expected = np.random.RandomState(0)
+    est = Estimator(random_state=expected)
+    listed = est.get_params()["forest__random_state"]
+    est.set_params(forest__max_depth=3)
+    assert dict(est.estimators)["forest"].random_state == listed
+
+
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_get_params_with_an_invalid_random_state_does_not_raise(Estimator):
+    est = Estimator(random_state=-np.inf)
+    params = est.get_params()
+    assert "forest__random_state" not in params and params["random_state"] == -np.inf
+    assert est.set_params(rho=0.3).rho == 0.3
+    with pytest.raises(InvalidParameterError, match="The 'random_state' parameter"):
+        est.fit(X, Y)
+
+
+def _precomputed_with_empty_columns():
+    """Binary R with column 1 all NaN and column 2 observed on one labeled row only,
+    and a 3-class R whose second model's group of columns is all NaN."""
+    gen = np.random.default_rng(1)
+    y = (gen.random(150) < 0.4).astype(int)
+    R = np.clip(0.3 * y[:, None] + 0.35 + gen.normal(0, 0.2, (150, 4)), 0, 1)
+    R[:, 1] = np.nan
+    R[1:, 2] = np.nan
+    y3 = gen.integers(0, 3, 150)
+    R3 = gen.dirichlet(np.ones(3), size=(150, 2)).reshape(150, 6)
+    R3[:, 3:] = np.nan
+    return [(R, y), (R3, y3)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("Estimator", [CFEnsembleClassifier, CFEnsembleTransformer])
+def test_precomputed_column_without_observations_fits(Estimator, backend):
+    # A column with no observation carries no information: zero confidence, factor 0
+    # through the ridge (ALS), and every output finite; no LinAlgError.
+    for R, y in _precomputed_with_empty_columns():
+        est = Estimator("precomputed", backend=backend, random_state=0, max_iter=30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(R, y)
+        out = est.predict_proba(R) if Estimator is CFEnsembleClassifier else est.transform(R)
+        assert np.isfinite(out).all()
+        assert np.isfinite(est.classifier_factors_).all()
+        if backend == "als":
+            empty = np.flatnonzero(np.isnan(R).all(axis=0))
+            np.testing.assert_allclose(est.classifier_factors_[empty], 0.0, atol=1e-12)

@@ -34,9 +34,9 @@ def _instances():
         light_estimators(), cv=3, latent_dim=2, focal_gamma=2.0, confidence="label_aware", rho=0.3,
         combiner="cf",
     )
-    if TORCH_BACKEND:
-        yield CFEnsembleClassifier(light_estimators(), cv=3, latent_dim=2, backend="torch",
-                                   combiner="cf")
+    # Listed with or without torch: without it, each of its checks is a reported skip.
+    yield CFEnsembleClassifier(light_estimators(), cv=3, latent_dim=2, backend="torch",
+                               combiner="cf")
     # fit_transform is cross-fitted (as TargetEncoder's), so in general it differs
     # from fit().transform(), which check_transformer_general compares (atol=1e-2).
     # On that check's well-separated blobs the two agree, for these instances as
@@ -48,9 +48,48 @@ def _instances():
 
 @parametrize_with_checks(list(_instances()), expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
+    if getattr(estimator, "backend", "als") == "torch" and not TORCH_BACKEND:
+        pytest.skip("torch is not installed: the backend='torch' estimator checks do not run")
     check(estimator)
 
 
-@pytest.mark.skipif(TORCH_BACKEND, reason="torch is installed: its checks run above")
-def test_torch_checks_are_reported_as_skipped():
-    pytest.skip("torch is not installed: the backend='torch' estimator checks did not run")
+def _public_callables():
+    from skcfe import (
+        SelectionDisplay,
+        default_estimators,
+        focal_loss,
+        focal_loss_gradient,
+        focal_posterior_correction,
+        model_library,
+    )
+
+    methods = {
+        CFEnsembleClassifier: ["fit", "predict", "predict_proba", "predict_log_proba",
+                               "decision_function", "transform", "get_feature_names_out",
+                               "get_params", "set_params", "get_metadata_routing"],
+        CFEnsembleTransformer: ["fit", "fit_transform", "transform", "get_feature_names_out",
+                                "get_params", "set_params", "get_metadata_routing"],
+        SelectionDisplay: ["__init__", "from_estimator", "plot"],
+    }
+    for cls, names in methods.items():
+        for name in names:
+            if hasattr(cls, name):
+                yield f"{cls.__name__}.{name}", getattr(cls, name)
+    for func in (default_estimators, model_library, focal_loss, focal_loss_gradient,
+                 focal_posterior_correction):
+        yield func.__name__, func
+
+
+@pytest.mark.parametrize("name, func", list(_public_callables()),
+                         ids=[name for name, _ in _public_callables()])
+def test_public_api_is_annotated(name, func):
+    """skcfe ships py.typed: its public signatures carry type hints."""
+    import inspect
+    import typing
+
+    signature = inspect.signature(func)
+    missing = [p.name for p in signature.parameters.values()
+               if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    assert not missing, f"{name}: parameters without a type hint: {missing}"
+    assert signature.return_annotation is not inspect.Signature.empty, f"{name}: no return type"
+    typing.get_type_hints(func)  # every hint resolves

@@ -470,21 +470,25 @@ def test_many_base_models_enter_the_pool_by_score():
     assert np.all(np.isfinite(clf.predict_proba(R)))
 
 
-def test_scoring_changes_the_criterion(binary_data):
-    X, y = binary_data
-    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring="neg_brier_score")
-    results = clf.fit(X, y).selection_results_
-    assert np.all(np.asarray(results["pooled_test_score"]) <= 0)  # Brier, negated
+def test_scoring_and_sample_weight_reach_the_selection_scores():
+    """The pooled score is the scorer on the candidate's out-of-fold predictions,
+    with the rows' sample weights: an oracle from scikit-learn's metrics."""
+    from sklearn.metrics import brier_score_loss
 
-
-def test_selection_uses_sample_weight(binary_data):
-    X, y = binary_data
-    weights = np.where(y == 1, 5.0, 1.0)
-    plain = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0).fit(X, y)
-    weighted = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)
-    weighted.fit(X, y, sample_weight=weights)
-    assert not np.allclose(plain.selection_results_["pooled_test_score"],
-                           weighted.selection_results_["pooled_test_score"])
+    rng = np.random.default_rng(1)
+    n = 240
+    y = (rng.random(n) < 0.3).astype(int)
+    R = expit(1.2 * (2 * y[:, None] - 1) + rng.normal(0, 1.2, (n, 3)))
+    labeled, w = np.ones(n, dtype=bool), rng.uniform(0.2, 3.0, n)
+    candidates = [("pool", NonNegLogitCandidate())]
+    brier = _context(scorer=get_scorer("neg_brier_score", 2))
+    results, oof = select(R, y, labeled, w, candidates=candidates, context=brier, random_state=0)
+    expected = -brier_score_loss(y, oof[0, 0][:, 1], sample_weight=w)
+    assert results["pooled_test_score"][0] == pytest.approx(expected, rel=1e-12)
+    results, oof = select(R, y, labeled, w, candidates=candidates, context=_context(),
+                          random_state=0)
+    expected = average_precision_score(y, oof[0, 0][:, 1], sample_weight=w)
+    assert results["pooled_test_score"][0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_selection_folds_capped_by_the_smallest_class():
@@ -497,11 +501,14 @@ def test_selection_folds_capped_by_the_smallest_class():
     # Two positive rows: the selection runs on 2 folds instead of 5.
     assert np.isfinite(clf.selection_results_["pooled_test_score"]).all()
     # One labeled positive row: nothing to validate on, so the CF aggregator is used.
+    # (Base estimators cannot be fitted out of fold on it: an error that says so.)
     y_one = np.r_[np.zeros(38, int), -1, 1]
+    R = clf.transform(X)
     clf.set_params(unlabeled_label=-1, cv=KFold(2, shuffle=True, random_state=0))
-    with pytest.warns(RuntimeWarning, match="Number of classes in training fold"):
+    with pytest.raises(ValueError, match="class 1 has 1 labeled row"):
         clf.fit(X, y_one)
-    assert clf.selection_results_ is None and clf.combiner_ == "cf"
+    pre = CFEnsembleClassifier("precomputed", unlabeled_label=-1, random_state=0).fit(R, y_one)
+    assert pre.selection_results_ is None and pre.combiner_ == "cf"
 
 
 def test_semi_supervised_selection(binary_data):
@@ -695,3 +702,44 @@ def test_multiclass_groups_must_be_all_present_or_all_missing(multiclass_data):
     R[5, :3] = np.nan
     clf = CFEnsembleClassifier("precomputed", random_state=0).fit(R, y)
     assert np.isfinite(clf.predict_proba(R)).all()
+
+
+def test_selection_display_takes_a_fitted_pipeline_and_fits_its_labels(binary_data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, y = binary_data
+    pipe = make_pipeline(StandardScaler(),
+                         CFEnsembleClassifier(light_estimators(), cv=3, random_state=0)).fit(X, y)
+    display = SelectionDisplay.from_estimator(pipe)
+    assert display.candidates == list(pipe[-1].selection_results_["candidate"])
+    # every tick label (the longest is "cf(latent_dim=2)") lies inside the figure
+    renderer = display.figure_.canvas.get_renderer()
+    width = display.figure_.bbox.width
+    for label in display.ax_.get_yticklabels():
+        box = label.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width, label.get_text()
+    plt.close("all")
+    not_skcfe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match="needs a CFEnsembleClassifier \\(or a Pipeline ending"):
+        SelectionDisplay.from_estimator(not_skcfe)
+
+
+def test_a_scoring_that_fails_or_returns_nan_names_scoring(multiclass_data, binary_data):
+    X, y = multiclass_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring="roc_auc")
+    with pytest.raises(ValueError, match=r"scoring='roc_auc' failed on the combiner "
+                       r"selection's 3-class probabilities: .* \(e.g. roc_auc_ovr\)"):
+        clf.fit(X, y)
+
+    def nan_scorer(estimator, X, y, sample_weight=None):
+        return float("nan")
+
+    X, y = binary_data
+    clf = CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, scoring=nan_scorer)
+    with pytest.raises(ValueError, match=r"scoring=<function .*nan_scorer.*> returned nan on "
+                       r"the combiner selection's inner folds"):
+        clf.fit(X, y)

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -617,3 +618,49 @@ def test_not_converging_warns_in_the_estimator(binary_data):
     with pytest.warns(ConvergenceWarning, match="backend='torch'"):
         clf = make(max_iter=2, tol=0.0, random_state=0).fit(X, y)
     assert clf.n_iter_ == 2
+
+
+def test_a_stalled_fit_says_why_it_stopped_and_not_to_raise_max_iter():
+    """A fit that stops before max_iter away from a stationary point names the stall.
+
+    "Increase max_iter" would not help a run that stopped at epoch 21 of 100: the
+    warning says that L-BFGS stalled (or its line search found no decrease) and
+    what would help.
+    """
+    from sklearn.datasets import make_classification
+
+    from skcfe import CFEnsembleTransformer
+
+    X, y = make_classification(150, 5, n_informative=3, n_classes=3, random_state=0)
+    for est in (CFEnsembleClassifier(light_estimators(), combiner="cf", backend="torch",
+                                     focal_gamma=2.0, random_state=0),
+                CFEnsembleTransformer(light_estimators(), backend="torch", focal_gamma=2.0,
+                                      random_state=0)):
+        with pytest.warns(ConvergenceWarning) as record:
+            est.fit(X, y)
+        message = str(record[0].message)
+        assert est.n_iter_ < est.max_iter
+        assert est._cf_model.stop_reason in ("stalled", "line_search")
+        assert re.search(r"stopped after \d+ of max_iter=100 iterations\): L-BFGS", message)
+        assert "More iterations will not help: aggregator_input='proba'" in message
+        assert "Increase max_iter" not in message
+    # max_iter reached: then more iterations is the advice
+    with pytest.warns(ConvergenceWarning, match=r"max_iter was reached .* Increase max_iter"):
+        CFEnsembleTransformer(light_estimators(), backend="torch", focal_gamma=2.0, tol=1e-10,
+                              max_iter=5, random_state=0).fit(X, y)
+
+
+def test_the_backend_result_says_why_it_stopped():
+    problem = small_problem(3, n=100, seed=3)
+    result = torch_backend.fit(problem, kink_settings(tol=1e-10, max_iter=400),
+                               np.random.default_rng(0))
+    assert not result.converged and result.stop_reason in ("line_search", "stalled")
+    result = torch_backend.fit(problem, kink_settings(tol=1e-10, max_iter=3),
+                               np.random.default_rng(0))
+    assert result.stop_reason == "max_iter" and result.n_iter == 3
+    adam = torch_backend.fit(
+        small_problem(n=60),
+        make_settings(max_iter=20, tol=0.0, torch=TorchOptions(solver="adam")),
+        np.random.default_rng(0),
+    )
+    assert adam.stop_reason == "max_iter"

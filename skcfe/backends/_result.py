@@ -30,6 +30,12 @@ class BackendResult:
         stationary point (``|grad|^2 <= tol |objective|``).
     history : dict of str to list of float
         Per iteration: ``objective``, ``reconstruction`` and ``supervised``.
+    stop_reason : str
+        Why the fit stopped: 'converged', 'max_iter', 'line_search' (torch:
+        L-BFGS's line search found no decrease away from a stationary point)
+        or 'stalled' (torch: the objective's relative change per epoch fell
+        below ``tol`` away from a stationary point); '' when the backend does
+        not say (the estimator then reads ``converged`` alone).
     """
 
     classifier_factors: np.ndarray
@@ -38,6 +44,7 @@ class BackendResult:
     n_iter: int
     converged: bool
     history: dict = field(default_factory=dict)
+    stop_reason: str = ""
 
 
 def ridge_solve(R, V, F, reg, obs_weight=None):

@@ -112,7 +112,6 @@ from .._objective import combine, reconstruction_loss
 from ._result import _WORKSPACE_ENTRIES, BackendResult, fold_in
 from .als import initial_factors
 
-
 # Averaged probabilities are clipped away from 0 and 1 as skcfe._aggregator does.
 _EPS = 1e-12
 # L-BFGS memory (curvature pairs): fewer epochs than scipy's default of 10
@@ -489,7 +488,7 @@ def fit(problem, settings, rng):
                 return _polish_aggregator(problem, settings, theta, X0.shape, coef0.shape)
 
         try:
-            theta, converged, history = _run(
+            theta, converged, history, stop_reason = _run(
                 evaluate, theta0, settings, solver, learning_rate, polish
             )
         except _NonFiniteObjective:
@@ -516,6 +515,7 @@ def fit(problem, settings, rng):
         n_iter=len(history["objective"]),
         converged=converged,
         history=history,
+        stop_reason=stop_reason,
     )
 
 
@@ -537,8 +537,10 @@ def _run(evaluate, theta0, settings, solver, learning_rate, polish=None):
     means stationary: ``|grad|^2 <= tol * |objective|`` at the returned
     parameters (the gradient over every trained parameter).
 
-    Returns the final parameters, whether the fit converged and the history
-    (its last entry the exact objective of the returned parameters).
+    Returns the final parameters, whether the fit converged, the history
+    (its last entry the exact objective of the returned parameters) and why
+    it stopped (:class:`~skcfe.backends._result.BackendResult`'s
+    ``stop_reason``).
     """
     history = {"objective": [], "reconstruction": [], "supervised": []}
     state = {"theta": theta0, "previous": evaluate.terms(theta0)[0]}
@@ -574,7 +576,7 @@ def _run(evaluate, theta0, settings, solver, learning_rate, polish=None):
         value, gradient = evaluate(theta)
         return bool(np.dot(gradient, gradient) <= settings.tol * max(abs(value), 1e-12))
 
-    def finish(theta):
+    def finish(theta, stop):
         if not history["objective"]:
             # No epoch was taken (L-BFGS could not leave the start): it is the only one.
             state["previous"] = np.inf
@@ -584,17 +586,22 @@ def _run(evaluate, theta0, settings, solver, learning_rate, polish=None):
             values = (combine(settings.rho, reconstruction, supervised), reconstruction, supervised)
             for key, value in zip(history, values):
                 history[key][-1] = value
-        return theta, stationary(theta), history
+        converged = stationary(theta)
+        if len(history["objective"]) >= settings.max_iter and not converged:
+            stop = "max_iter"
+        return theta, converged, history, "converged" if converged else stop
 
     if solver == "adam":
+        stop = "max_iter"
         try:
             _adam(evaluate, theta0, settings.max_iter, learning_rate, epoch)
         except _Converged:
-            pass
-        return finish(polished(state["theta"]))
+            stop = "stalled"
+        return finish(polished(state["theta"]), stop)
 
     theta = theta0
     idle = 0  # consecutive L-BFGS runs that took no epoch
+    stop = "max_iter"
     while len(history["objective"]) < settings.max_iter:
         first = len(history["objective"])
         budget = settings.max_iter - first
@@ -620,13 +627,13 @@ def _run(evaluate, theta0, settings, solver, learning_rate, polish=None):
             # when its line search finds no decrease ("ABNORMAL"): at a
             # stationary point, or at a kink where a reconstruction crosses the
             # logit clip, which is not convergence.
-            stop = "budget" if result.status == 1 else "line search"
+            stop = "max_iter" if result.status == 1 else "line_search"
         except _Converged:
-            stop = "tol"
+            stop = "stalled"
         epochs = len(history["objective"]) - first
         theta = polished(state["theta"])
         state["previous"] = trained = evaluate.terms(theta)[0]
-        if stop == "budget" or stationary(theta):
+        if stop == "max_iter" or stationary(theta):
             break
         # Not stationary: restart L-BFGS with a fresh memory from the polished
         # point while that makes progress (more than tol since the last restart).
@@ -634,12 +641,12 @@ def _run(evaluate, theta0, settings, solver, learning_rate, polish=None):
         if idle >= 2 or below_tol(start_value - trained, trained):
             break
         if settings.verbose:
-            reason = "the line search failed" if stop == "line search" else "tol was met"
+            reason = "the line search failed" if stop == "line_search" else "tol was met"
             print(
                 f"[torch] {reason} at epoch {len(history['objective'])} away from a "
                 "stationary point: restarting L-BFGS"
             )
-    return finish(theta)
+    return finish(theta, stop)
 
 
 def _adam(evaluate, theta, max_iter, learning_rate, epoch):

@@ -1,6 +1,11 @@
 """SelectionDisplay: every candidate combiner's selection score, and the choice."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -52,8 +57,15 @@ class SelectionDisplay:
     True
     """
 
-    def __init__(self, candidates, mean_scores, std_scores, chosen, scoring="score",
-                 weights=None):
+    def __init__(
+        self,
+        candidates: Sequence[str],
+        mean_scores: ArrayLike,
+        std_scores: ArrayLike,
+        chosen: Sequence[str],
+        scoring: str = "score",
+        weights: ArrayLike | None = None,
+    ) -> None:
         self.candidates = list(candidates)
         self.mean_scores = np.asarray(mean_scores, dtype=float)
         self.std_scores = np.asarray(std_scores, dtype=float)
@@ -62,7 +74,7 @@ class SelectionDisplay:
         self.weights = weights
 
     @classmethod
-    def from_estimator(cls, estimator, *, ax=None):
+    def from_estimator(cls, estimator: BaseEstimator, *, ax: Any = None) -> "SelectionDisplay":
         """Plot the selection of a fitted classifier (``combiner='auto'``).
 
         Parameters
@@ -105,7 +117,7 @@ class SelectionDisplay:
                       results["std_test_score"], chosen, scoring=label, weights=weights)
         return display.plot(ax=ax)
 
-    def plot(self, ax=None):
+    def plot(self, ax: Any = None) -> "SelectionDisplay":
         """Draw the plot.
 
         Parameters
