@@ -187,14 +187,8 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         self.output = output
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(
-        self,
-        X: ArrayLike,
-        y: ArrayLike,
-        sample_weight: ArrayLike | float | None = None,
-        groups: ArrayLike | None = None,
-        **fit_params: Any,
-    ) -> "CFEnsembleTransformer":
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | float | None = None,
+            groups: ArrayLike | None = None, **fit_params: Any) -> "CFEnsembleTransformer":
         """Fit the base estimators, the factorization and the aggregator.
 
         Parameters
@@ -233,14 +227,9 @@ class CFEnsembleTransformer(TransformerMixin, BaseCFEnsemble):
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit_transform(
-        self,
-        X: ArrayLike,
-        y: ArrayLike,
-        sample_weight: ArrayLike | float | None = None,
-        groups: ArrayLike | None = None,
-        **fit_params: Any,
-    ) -> np.ndarray:
+    def fit_transform(self, X: ArrayLike, y: ArrayLike,
+                      sample_weight: ArrayLike | float | None = None,
+                      groups: ArrayLike | None = None, **fit_params: Any) -> np.ndarray:
         """Fit on all rows and return the cross-fitted transform of ``X``.
 
         This method uses a cross-fitting scheme so that a downstream

@@ -21,12 +21,17 @@ from sklearn.utils.validation import (
 from ._matrix import stack_method
 
 
+def is_named_list(items):
+    """Whether ``items`` is a non-empty list of (str, object) pairs."""
+    return len(items) > 0 and all(
+        isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+        for item in items
+    )
+
+
 def check_estimators(estimators):
     """Check a list of (name, estimator) base estimators (names are the ensemble's to check)."""
-    if len(estimators) == 0 or not all(
-        isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
-        for item in estimators
-    ):
+    if not is_named_list(estimators):
         raise ValueError(
             "Invalid 'estimators': expected a non-empty list of (name, estimator) "
             "tuples, or None for the default set."

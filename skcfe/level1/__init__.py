@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import clone
 
 from .._cf import cf_complete
+from .._validation import is_named_list
 from . import selection as _selection
 from .candidates import (
     AverageCandidate,
@@ -75,10 +76,7 @@ class Level1Fit:
 
 def check_candidates(combiner):
     """``combiner`` given as a list: ``[(name, candidate), ...]``, validated."""
-    if len(combiner) == 0 or not all(
-        isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
-        for item in combiner
-    ):
+    if not is_named_list(combiner):
         raise ValueError(
             "A combiner list must be a non-empty list of (name, estimator) tuples, each a "
             f"scikit-learn classifier or a skcfe.level1 candidate; got {combiner!r}."
