@@ -219,6 +219,16 @@ def test_estimator_candidate_passes_sample_weight_only_when_not_uniform():
     assert weighted.estimator_.class_prior_[1] == pytest.approx(1 / w.sum())
 
 
+def test_combiner_without_sample_weight_is_explained_only_when_weights_differ(binary_data):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = binary_data
+    clf = CFEnsembleClassifier(E, combiner=KNeighborsClassifier(), cv=3)
+    clf.fit(X, y, sample_weight=np.ones(len(y)))  # uniform weights: fitted unweighted
+    with pytest.raises(TypeError, match="KNeighborsClassifier does not accept sample_weight"):
+        clf.fit(X, y, sample_weight=np.where(y == 1, 2.0, 1.0))
+
+
 def test_posterior_correction_is_read_at_fit(binary_data):
     X, y = binary_data
     clf = CFEnsembleClassifier(E, combiner="cf", focal_gamma=2.0, cv=3, random_state=0)

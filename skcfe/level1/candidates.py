@@ -45,6 +45,7 @@ import numpy as np
 from scipy.special import logit
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import has_fit_parameter
 
 from .._cf import cf_complete, cf_predict_proba, fit_cf
 from .pool import _CLIP, fit_log_linear_pool, pool_proba
@@ -177,6 +178,13 @@ class EstimatorCandidate(Level1Candidate):
         self.n_classes_ = context.n_classes
         weights = sample_weight[labeled]
         params = {} if np.all(weights == 1.0) else {"sample_weight": weights}
+        if params and not has_fit_parameter(self.estimator, "sample_weight"):
+            raise TypeError(
+                f"The combiner {type(self.estimator).__name__} does not accept sample_weight "
+                "in fit, but the rows have unequal sample_weight. "
+                "Fit without sample_weight, or use a combiner whose fit accepts it (e.g. "
+                "LogisticRegression)."
+            )
         self.estimator_ = clone(self.estimator).fit(R[labeled], y[labeled], **params)
         return self
 
