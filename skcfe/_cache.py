@@ -135,8 +135,9 @@ def _function_params(value, path, top=True):
     (``steps`` and ``name__param`` of a Pipeline), so only the base
     estimator itself (``top``) is entered.
     """
-    if callable(value) and _code_key(value) is not None:
-        return [(path, _code_key(value))]
+    key = _code_key(value) if callable(value) else None
+    if key is not None:
+        return [(path, key)]
     found = []
     if hasattr(value, "get_params") and not isinstance(value, type):
         if not top:

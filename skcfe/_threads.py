@@ -65,11 +65,25 @@ def map_row_blocks(func, n_rows, rows_per_block, n_threads=1):
     two sweeps against 3 on a loaded 2-core machine). Results come back in
     block order, so reductions over them do not depend on the scheduling.
     """
+    return list(iter_row_blocks(func, n_rows, rows_per_block, n_threads))
+
+
+def iter_row_blocks(func, n_rows, rows_per_block, n_threads=1, group=None):
+    """:func:`map_row_blocks` as a generator that computes ``group`` blocks at a time.
+
+    A caller that reduces the results as they come holds at most one group's
+    results (None: every block at once).
+    """
     blocks = [slice(start, min(start + rows_per_block, n_rows))
               for start in range(0, n_rows, rows_per_block)]
     if len(blocks) == 1:
-        return [func(blocks[0])]
-    return _map_one_blas_thread(func, blocks, n_threads)
+        yield func(blocks[0])
+        return
+    group = group or len(blocks)
+    for start in range(0, len(blocks), group):
+        results = _map_one_blas_thread(func, blocks[start:start + group], n_threads)
+        yield from results
+        del results  # before the next group is computed
 
 
 def _map_one_blas_thread(func, items, n_threads):

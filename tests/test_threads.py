@@ -5,7 +5,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from skcfe import CFEnsembleClassifier
-from skcfe._threads import blas_threads, map_row_blocks
+from skcfe._threads import blas_threads, iter_row_blocks, map_row_blocks
 
 from .conftest import light_estimators
 
@@ -65,3 +65,10 @@ def test_selection_runs_its_fits_in_threads_with_n_jobs_none(multiclass_data, mo
     assert backends == ["threading"]
     CFEnsembleClassifier(light_estimators(), cv=3, random_state=0, n_jobs=1).fit(X, y)
     assert backends == ["threading", None]
+
+
+def test_row_blocks_in_groups_come_back_in_block_order():
+    """iter_row_blocks computes a few blocks at a time (ALS's sweep sums them as they come)."""
+    out = list(iter_row_blocks(lambda rows: (rows.start, rows.stop), 10, 3, n_threads=2, group=2))
+    assert out == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert out == map_row_blocks(lambda rows: (rows.start, rows.stop), 10, 3, n_threads=2)

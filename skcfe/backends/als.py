@@ -67,7 +67,7 @@ from .._aggregator import (
 )
 from .._confidence import agreement_with_labels
 from .._objective import combine
-from .._threads import BLOCK_ENTRIES, _map_one_blas_thread, blas_threads, map_row_blocks
+from .._threads import BLOCK_ENTRIES, blas_threads, iter_row_blocks, map_row_blocks
 from ._result import BackendResult, fold_in, ridge_solve
 
 # Row blocks of a sweep whose shares of the classifier step are summed at once.
@@ -218,20 +218,12 @@ def balanced_sweep(R, V, row_share, X, lambda_reg, *, rows_per_block=None, n_thr
     # blocks' shares are summed a group of blocks at a time (in block order,
     # as one sum over every block would): holding every block's share until
     # the end took n q d^4 / BLOCK_ENTRIES entries, 50x R at K = 5, d = 50.
-    blocks = [slice(start, min(start + rows_per_block, len(R)))
-              for start in range(0, len(R), rows_per_block)]
     gram, rhs, r_factors = 0, 0, []
-    for group in range(0, len(blocks), _SWEEP_GROUP):
-        if len(blocks) == 1:
-            parts = [sweep_block(blocks[0])]
-        else:
-            parts = _map_one_blas_thread(sweep_block, blocks[group:group + _SWEEP_GROUP],
-                                         n_threads)
-        for part in parts:
-            gram = gram + part[0]
-            rhs = rhs + part[1]
-            r_factors.append(part[2])
-        del parts
+    for part in iter_row_blocks(sweep_block, len(R), rows_per_block, n_threads,
+                                group=_SWEEP_GROUP):
+        gram = gram + part[0]
+        rhs = rhs + part[1]
+        r_factors.append(part[2])
     gram[:, :: d + 1] += lambda_reg
     try:
         X = np.linalg.solve(gram.reshape(q, d, d), rhs[:, :, None])[:, :, 0]

@@ -19,7 +19,6 @@ from sklearn.base import clone
 
 from .._cf import cf_complete
 from .._validation import is_named_list
-from . import selection as _selection
 from .candidates import (
     AverageCandidate,
     CFCandidate,
@@ -37,7 +36,13 @@ from .candidates import (
 )
 from .display import SelectionDisplay
 from .pool import SuperLearner, pool_members, super_learner_weights
-from .selection import n_inner_splits, select
+from .selection import (
+    average_precision,
+    binned_average_precision,
+    n_inner_splits,
+    select,
+    selection_rows,
+)
 
 COMBINER_STRINGS = ("auto", "select", "cf")
 
@@ -63,15 +68,11 @@ class Level1Fit:
     results : dict or None
         :func:`~skcfe.level1.selection.select`'s results, with the pool's
         ``weight`` when the candidates were pooled; None without a selection.
-    selection_rows : ndarray or None
-        The rows the selection ran on when they were a subsample
-        (:func:`~skcfe.level1.selection.selection_rows`); None for every row.
     """
 
     name: str
     model: object
     results: dict | None = None
-    selection_rows: np.ndarray | None = None
 
 
 def check_candidates(combiner):
@@ -131,6 +132,7 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     if isinstance(combiner, str) and combiner == "cf":
         return Level1Fit("cf", CFCandidate.from_model(cf_model))
     completion = R_complete = None
+    missing = bool(np.isnan(R).any())
 
     def refit(candidate, on=None, context=context):
         """``candidate`` fitted on every row, or on rows ``on``."""
@@ -140,7 +142,7 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
         candidate = clone(candidate)
         part = slice(None) if on is None else on
         data = (y[part], labeled[part], sample_weight[part], context)
-        if candidate.handles_missing or not np.isnan(R).any():
+        if candidate.handles_missing or not missing:
             return candidate.fit(R[part], *data)
         if completion is None:
             completion = fit_completion(R, y, labeled, sample_weight, context)
@@ -149,7 +151,7 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
 
     if not isinstance(combiner, (str, list, tuple)):
         return Level1Fit(type(combiner).__name__, refit(as_candidate("combiner", combiner)))
-    rows = _selection.selection_rows(y, labeled, context.n_classes, context.seed,
+    rows = selection_rows(y, labeled, context.n_classes, context.seed,
                                      min_per_class=int(selection_cv))
     sub = slice(None) if rows is None else rows
     y_sel, labeled_sel, weight_sel = y[sub], labeled[sub], sample_weight[sub]
@@ -163,18 +165,18 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     if isinstance(combiner, str):
         candidates = default_candidates(
             context.names, context.n_classes, latent_dim=context.cf_params["latent_dim"],
-            semi_supervised=not labeled.all(), missing=bool(np.isnan(R).any()),
+            semi_supervised=not labeled.all(), missing=missing,
         )
     else:
         candidates = check_candidates(combiner)
-    if np.isnan(R).any() and not all(c.handles_missing for _, c in candidates):
+    if missing and not all(c.handles_missing for _, c in candidates):
         completion = fit_completion(R, y, labeled, sample_weight, context)
         R_complete = cf_complete(completion, R)
     R_sel = R[sub]
     R_complete_sel = None if R_complete is None else R_complete[sub]
     context_sel = context
-    if rows is not None and context.scorer is _selection.average_precision:
-        context_sel = replace(context, greedy_scorer=_selection.binned_average_precision)
+    if rows is not None and context.scorer is average_precision:
+        context_sel = replace(context, greedy_scorer=binned_average_precision)
     results, oof = select(
         R_sel, y_sel, labeled_sel, weight_sel, candidates=candidates, context=context_sel,
         n_splits=n_splits, random_state=context.seed, verbose=verbose,
@@ -196,7 +198,7 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
 
     if isinstance(combiner, str) and combiner == "select":
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results, rows)
+        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results)
     lab = np.flatnonzero(labeled_sel)
     pool = np.zeros(len(candidates))
     entered = pool_members(results["candidate"], results["pooled_test_score"])
@@ -206,10 +208,10 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     members = np.flatnonzero(pool > 0)
     if len(members) == 0:  # every weight at its bound: the best candidate alone
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results, rows)
+        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results)
     pooled = SuperLearner([refit_chosen(candidates[c][1]) for c in members], pool[members],
                           intercept, context.n_classes)
-    return Level1Fit("super_learner", pooled, results, rows)
+    return Level1Fit("super_learner", pooled, results)
 
 
 __all__ = [
