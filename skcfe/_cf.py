@@ -13,7 +13,13 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from ._aggregator import aggregate, raw_to_proba
-from ._confidence import apply_confidence, fit_confidence, label_targets, reads_labels
+from ._confidence import (
+    RowConfidence,
+    apply_confidence,
+    fit_confidence,
+    label_targets,
+    reads_labels,
+)
 from ._posterior import focal_posterior_correction
 from .backends import Problem, Settings, TorchOptions, fold_in, get_backend
 
@@ -124,19 +130,19 @@ def fit_cf(R, y, labeled, weights, *, n_classes, params, seed, classes=None):
     )
     n_estimators = R.shape[1] // (1 if n_classes == 2 else n_classes)
     T = label_targets(y, n_classes, n_estimators, labeled)
+    # Each (n, q) matrix costs as much as R, so the confidence of a named
+    # strategy is computed from R by rows where the backend needs it
+    # (RowConfidence); a callable's, called once on the whole matrix, is
+    # held. The label-free confidence is the training confidence itself
+    # unless the strategy reads labels.
     C, confidence_state = fit_confidence(
         params["confidence"], R, T, labeled, weights,
         n_classes=n_classes, label_aware_alpha=params["label_aware_alpha"], observed=observed,
+        by_rows=True,
     )
-    if observed is not None:
-        C = C * observed
-    # Each (n, q) matrix costs as much as R: the label-free confidence is the
-    # training confidence itself unless the strategy reads labels.
     C_free = C
     if reads_labels(confidence_state):
-        C_free = apply_confidence(confidence_state, R)
-        if observed is not None:
-            C_free *= observed
+        C_free = RowConfidence(confidence_state, R, observed=observed)
     problem = Problem(
         R=R,
         C=C,

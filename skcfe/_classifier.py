@@ -58,7 +58,12 @@ default='auto'
         with ``groups``, by the number of groups: the folds are then
         :class:`~sklearn.model_selection.StratifiedGroupKFold`'s). A class
         with a single labeled row leaves nothing to validate on: the
-        selection is then skipped and 'cf' used."""
+        selection is then skipped and 'cf' used. Beyond 50,000 labeled rows
+        (``skcfe.level1.selection.SELECTION_MAX_ROWS``) the selection is a
+        holdout instead, so that it costs the same at any size: the
+        candidates are fitted once on a stratified sample of 20,000 labeled
+        rows and scored, and pooled, on up to 50,000 others (whole groups on
+        either side with ``groups``), and those fits predict."""
 
 SELECTION_ATTRIBUTES_DOC = """\
 combiner_ : str
@@ -83,8 +88,7 @@ combiner_ : str
         ``rank_test_score``, ``mean_fit_time`` and, when pooled, ``weight``
         (its weight in the Super Learner's pool). Plot it with
         :class:`~skcfe.SelectionDisplay`. None when no selection ran. Beyond
-        50,000 labeled rows the selection runs on a stratified subsample of
-        50,000 of them (``skcfe.level1.selection.SELECTION_MAX_ROWS``).
+        50,000 labeled rows it is a holdout, one split (see ``selection_cv``).
 
     """
 

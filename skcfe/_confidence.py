@@ -11,9 +11,17 @@ A strategy is split in two steps so that prediction never sees labels:
 label-free confidence of any rows from that state. New rows, and the training
 rows when the aggregator's features are computed, always get the label-free
 confidence, because that is all a new row can have.
+
+A fit does not hold the (n, q) confidence arrays: :class:`RowConfidence`
+computes the confidence of any rows from R when the backend indexes it, bit
+for bit the rows of the whole array (every strategy is entrywise or per
+row, given its fitted state). A confidence callable may use the whole
+matrix, so it is called once on all of R and its result is held.
 """
 
 import numpy as np
+
+from ._threads import reduction_rows, row_slices
 
 CONFIDENCE_STRATEGIES = ("uniform", "certainty", "label_aware", "calibration", "agreement")
 
@@ -67,8 +75,14 @@ def agreement_with_labels(R, T):
 def certainty(R, n_classes):
     """Distance of each entry from the uninformative probability 1/K, in [floor, 1]."""
     uninformative = 0.5 if n_classes == 2 else 1.0 / n_classes
-    spread = np.abs(R - uninformative) / max(uninformative, 1.0 - uninformative)
-    return _FLOOR + (1.0 - _FLOOR) * spread
+    # In place: the same values as _FLOOR + (1 - _FLOOR) * |R - 1/K| / max(...)
+    # with one temporary instead of four.
+    C = np.subtract(R, uninformative)
+    np.abs(C, out=C)
+    C /= max(uninformative, 1.0 - uninformative)
+    C *= 1.0 - _FLOOR
+    C += _FLOOR
+    return C
 
 
 def agreement(R, n_classes):
@@ -81,15 +95,25 @@ def agreement(R, n_classes):
     return (_FLOOR + (1.0 - _FLOOR) * closeness).reshape(R.shape)
 
 
-def calibration_weights(R, T, sample_weight, observed=None):
-    """Per-column ``1 - Brier score`` on labeled rows (observed entries only), in [floor, 1]."""
-    weights = sample_weight[:, None] * (1.0 if observed is None else observed)
-    brier = np.sum(weights * (T - R) ** 2, axis=0) / np.maximum(weights.sum(axis=0), 1e-300)
+def calibration_weights(R, T, sample_weight, observed=None, rows=None):
+    """Per-column ``1 - Brier score`` on labeled rows (observed entries only), in [floor, 1].
+
+    ``rows`` (a boolean mask, default: every row) selects the rows scored;
+    the sums run over blocks of rows, so no (n, q) temporary is whole.
+    """
+    errors, totals = 0, 0
+    for block in row_slices(len(R), reduction_rows(R.shape[1])):
+        keep = slice(None) if rows is None else rows[block]
+        weights = sample_weight[block][keep][:, None] * (
+            1.0 if observed is None else observed[block][keep])
+        error = np.sum(weights * (T[block][keep] - R[block][keep]) ** 2, axis=0)
+        errors, totals = errors + error, totals + weights.sum(axis=0)
+    brier = errors / np.maximum(totals, 1e-300)
     return _FLOOR + (1.0 - _FLOOR) * (1.0 - brier)
 
 
 def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_aware_alpha,
-                   observed=None):
+                   observed=None, by_rows=False):
     """Confidence of the training rows for the factorization.
 
     Parameters
@@ -105,10 +129,16 @@ def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_a
     label_aware_alpha : float
     observed : ndarray of bool, shape (n_samples, n_columns), default=None
         Entries that hold a prediction ('calibration' scores these only).
+    by_rows : bool, default=False
+        Return a :class:`RowConfidence` that computes the confidence of any
+        rows on demand (zero on the entries that ``observed`` marks missing)
+        instead of the whole array. A callable strategy, which may read the
+        whole matrix (column statistics), is called once on all of R as
+        always; its result, times ``observed``, is returned as an array.
 
     Returns
     -------
-    C : ndarray of shape (n_samples, n_columns)
+    C : ndarray of shape (n_samples, n_columns), or RowConfidence
         Non-negative confidence of the training rows.
     state : dict
         What :func:`apply_confidence` needs to compute the label-free
@@ -119,9 +149,14 @@ def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_a
         if not labeled.any() or sample_weight[labeled].sum() <= 0:
             raise ValueError("confidence='calibration' needs labeled rows with positive weight.")
         state["column_weights"] = calibration_weights(
-            R[labeled], T[labeled], sample_weight[labeled],
-            None if observed is None else observed[labeled],
+            R, T, sample_weight, observed, rows=None if labeled.all() else labeled,
         )
+    if by_rows:
+        if callable(strategy):
+            C = apply_confidence(state, R)
+            return (C if observed is None else C * observed), state
+        return RowConfidence(state, R, T=T, labeled=labeled, alpha=label_aware_alpha,
+                             observed=observed), state
     C = apply_confidence(state, R)
     if strategy == "label_aware":
         # Entries whose estimator gives the observed label the larger share
@@ -130,6 +165,100 @@ def fit_confidence(strategy, R, T, labeled, sample_weight, *, n_classes, label_a
         right = agreement_with_labels(R, T) > 0.5
         C = np.where(right & labeled[:, None], C * (1.0 + label_aware_alpha), C)
     return C, state
+
+
+class RowConfidence:
+    """The confidence of the rows of R, computed from R on demand: ``C[rows]``.
+
+    Stands in for the (n, q) confidence array in a fit, which then never
+    holds it (each array as large as R costs as much memory as R). Rows are
+    a slice, an index array or a boolean mask, optionally followed by a
+    column index (``C[rows, cols]``); ``np.asarray(C)`` materializes the whole
+    array. Each entry is computed exactly as the whole array computes it
+    (the strategies are entrywise or per row), so ``C[rows]`` equals
+    ``np.asarray(C)[rows]`` bit for bit.
+
+    Parameters
+    ----------
+    state : dict
+        A :func:`fit_confidence` state of a named strategy (not a callable).
+    R : ndarray of shape (n_samples, n_columns)
+        Probabilities (missing entries already filled).
+    T, labeled : ndarray, default=None
+        :func:`label_targets` and the labeled rows: given, a 'label_aware'
+        strategy boosts the entries that agree with the label (the training
+        confidence); without them every strategy is label-free.
+    alpha : float, default=0.0
+        ``label_aware_alpha``.
+    observed : ndarray of bool, shape (n_samples, n_columns), default=None
+        Entries that hold a prediction; the others get zero confidence.
+    """
+
+    def __init__(self, state, R, *, T=None, labeled=None, alpha=0.0, observed=None):
+        if callable(state["strategy"]):
+            raise TypeError("A confidence callable is applied to the whole matrix, not by rows.")
+        self.state, self.R, self.observed = state, R, observed
+        self.boost = None
+        if labeled is not None and reads_labels(state):
+            self.boost = (T, labeled, 1.0 + alpha)
+        self._totals = None
+
+    @property
+    def shape(self):
+        return self.R.shape
+
+    @property
+    def ndim(self):
+        return 2
+
+    dtype = np.dtype(np.float64)
+
+    def __len__(self):
+        return len(self.R)
+
+    def __getitem__(self, index):
+        if isinstance(index, tuple):
+            rows, columns = index[0], index[1:]
+            return self[rows][(slice(None),) + columns]
+        R = self.R[index]
+        C = apply_confidence(self.state, R)
+        if self.boost is not None:
+            T, labeled, factor = self.boost
+            right = agreement_with_labels(R, T[index]) > 0.5
+            C = np.where(right & labeled[index][:, None], C * factor, C)
+        if self.observed is not None:
+            C = C * self.observed[index]
+        return C
+
+    def __array__(self, dtype=None, copy=None):
+        C = self[:]
+        return C if dtype is None else C.astype(dtype, copy=False)
+
+    def weighted_total(self, row_weight):
+        """``sum_i w_i sum_u c_iu`` (:func:`weighted_total`), kept for the last ``row_weight``."""
+        if self._totals is None or self._totals[0] is not row_weight:
+            self._totals = (row_weight, _weighted_total(self, row_weight))
+        return self._totals[1]
+
+
+def _weighted_total(C, row_weight):
+    total = None
+    for rows in row_slices(len(row_weight), reduction_rows(C.shape[1])):
+        part = np.dot(row_weight[rows], C[rows].sum(axis=1))
+        total = part if total is None else total + part
+    return total
+
+
+def weighted_total(C, row_weight):
+    """``sum_i w_i sum_u c_iu`` of a confidence array or :class:`RowConfidence`.
+
+    Summed over blocks of rows (:func:`~skcfe._threads.reduction_rows`),
+    so no (n, q) temporary is whole; a matrix of one block gives exactly
+    ``np.dot(row_weight, C.sum(axis=1))``.
+    """
+    if isinstance(C, RowConfidence):
+        return C.weighted_total(row_weight)
+    return _weighted_total(C, row_weight)
 
 
 def apply_confidence(state, R):

@@ -28,6 +28,33 @@ from threadpoolctl import ThreadpoolController
 # more resident.
 BLOCK_ENTRIES = 1 << 17
 
+# Row blocks of the sums over all rows outside the ALS sweep (the confidence
+# totals, the initial factors' Gram matrix, the aggregator's loss, gradient
+# and Hessian): a block holds REDUCTION_ENTRIES entries of its widest matrix
+# (8 MiB), or REDUCTION_MIN_ROWS rows where that is more. Larger than
+# BLOCK_ENTRIES because each block's sum is added in Python: up to 95,000
+# rows at 10 columns, and every matrix of up to 16,384 rows, is one block,
+# whose sums are exactly those of the whole matrix.
+REDUCTION_ENTRIES = 1 << 20
+REDUCTION_MIN_ROWS = 1 << 14
+
+
+def reduction_rows(width, multiple=1):
+    """Rows per block of a reduction over rows ``width`` entries wide.
+
+    Rounded up to a multiple of ``multiple`` (the rows of finer blocks
+    nested in it, so that their boundaries do not depend on how the rows
+    are streamed).
+    """
+    rows = max(REDUCTION_ENTRIES // max(width, 1), REDUCTION_MIN_ROWS)
+    return -(-rows // multiple) * multiple
+
+
+def row_slices(n_rows, rows_per_block):
+    """Consecutive slices of ``rows_per_block`` rows covering ``range(n_rows)``."""
+    return [slice(start, min(start + rows_per_block, n_rows))
+            for start in range(0, n_rows, rows_per_block)] or [slice(0, 0)]
+
 
 @cache
 def _controller():

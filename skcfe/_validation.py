@@ -214,11 +214,14 @@ def check_precomputed(X, n_classes):
             "probabilities in [0, 1] (NaN marks a missing prediction)."
         )
     observed = ~np.isnan(R)
-    if observed.any() and (R[observed].min() < 0.0 or R[observed].max() > 1.0):
-        raise ValueError(
-            "With estimators='precomputed', X holds predicted probabilities and must "
-            f"lie in [0, 1]; got values in [{R[observed].min():g}, {R[observed].max():g}]."
-        )
+    if observed.any():
+        # fmin / fmax skip NaN: the observed entries' extremes without copying them.
+        low, high = np.fmin.reduce(R, axis=None), np.fmax.reduce(R, axis=None)
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                "With estimators='precomputed', X holds predicted probabilities and must "
+                f"lie in [0, 1]; got values in [{low:g}, {high:g}]."
+            )
     width = 1 if n_classes == 2 else n_classes
     if R.shape[1] == 0 or R.shape[1] % width:
         layout = (

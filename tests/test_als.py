@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from skcfe import _threads
 from skcfe._aggregator import aggregate, supervised_loss
 from skcfe._confidence import certainty, label_targets
 from skcfe._objective import combine, reconstruction_loss
@@ -273,19 +274,30 @@ def test_surrogate_weights_of_any_rows_are_those_rows_of_the_whole():
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("aggregator", ["weighted", "mean"])
-def test_fit_in_row_blocks_equals_the_fit_in_one_block(monkeypatch, n_classes, aggregator):
-    """Blocks of 8 rows (2 threads) against a single block: the same model to 1e-10."""
+@pytest.mark.parametrize("blocks", ["sweep", "reduction"])
+def test_fit_in_row_blocks_equals_the_fit_in_one_block(monkeypatch, n_classes, aggregator,
+                                                       blocks):
+    """Blocks of 8 rows against a single block: the same model to 1e-9.
+
+    'sweep': the ALS sweep's row blocks, in 2 threads; 'reduction': the
+    confidence totals', the initial Gram matrix's and the aggregator's.
+    """
     problem = make_problem(n=300, n_classes=n_classes, labeled_fraction=0.7)
     settings = make_settings(aggregator=aggregator, max_iter=5, tol=0.0)
     whole = als.fit(problem, settings, np.random.default_rng(0))
-    monkeypatch.setattr(als, "BLOCK_ENTRIES", 8 * 3 * 3)
-    monkeypatch.setattr(als, "blas_threads", lambda: 2)
-    blocks = als.fit(problem, settings, np.random.default_rng(0))
-    np.testing.assert_allclose(blocks.classifier_factors, whole.classifier_factors, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocks.coef, whole.coef, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocks.intercept, whole.intercept, rtol=1e-10, atol=1e-12)
+    if blocks == "sweep":
+        monkeypatch.setattr(als, "BLOCK_ENTRIES", 8 * 3 * 3)
+        monkeypatch.setattr(als, "blas_threads", lambda: 2)
+    else:
+        monkeypatch.setattr(_threads, "REDUCTION_ENTRIES", 16)
+        monkeypatch.setattr(_threads, "REDUCTION_MIN_ROWS", 8)
+    fitted = als.fit(problem, settings, np.random.default_rng(0))
+    np.testing.assert_allclose(fitted.classifier_factors, whole.classifier_factors, rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(fitted.coef, whole.coef, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(fitted.intercept, whole.intercept, rtol=1e-9, atol=1e-11)
     for key in whole.history:
-        np.testing.assert_allclose(blocks.history[key], whole.history[key], rtol=1e-10)
+        np.testing.assert_allclose(fitted.history[key], whole.history[key], rtol=1e-10)
 
 
 def test_binary_label_targets_are_one_column_repeated():

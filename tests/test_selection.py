@@ -146,6 +146,27 @@ def test_selection_scores_candidates_only_on_rows_they_were_not_fitted_on():
     assert list(results["rank_test_score"]) == [2, 1]
 
 
+def test_holdout_selection_fits_once_and_scores_only_the_holdout():
+    rng = np.random.default_rng(4)
+    n = 400
+    y = (rng.random(n) < 0.2).astype(int)
+    R = expit(1.5 * (2 * y[:, None] - 1) + rng.normal(0, 1.5, (n, 3)))
+    labeled, w = np.ones(n, dtype=bool), np.ones(n)
+    fit, score = np.arange(0, n, 2), np.arange(1, n, 4)  # a quarter of the rows unused
+    library = [("memorizer", Memorizer()), ("pool", NonNegLogitCandidate())]
+    results, oof = select(R, y, labeled, w, candidates=library, context=_context(),
+                          holdout=(fit, score), return_estimators=True)
+    assert oof.shape == (2, 1, len(score), 2)
+    assert np.all(oof[0] == 0.5)  # the memorizer saw none of the scored rows
+    assert "split1_test_score" not in results
+    np.testing.assert_array_equal(results["pooled_test_score"], results["split0_test_score"])
+    assert results["pooled_test_score"][1] == pytest.approx(
+        average_precision(y[score], oof[1, 0], w[score]))
+    (memorizer,), (pool,) = results["estimators"]
+    assert len(memorizer.seen_) == len({R[i].tobytes() for i in fit})
+    np.testing.assert_array_equal(pool.predict_proba(R[score]), oof[1, 0])
+
+
 def _grouped_duplicates(n_groups=60, size=4, seed=5):
     """R whose rows repeat within each group (a patient seen ``size`` times)."""
     rng = np.random.default_rng(seed)

@@ -7,11 +7,12 @@ arrays, so everything after fit is backend-agnostic. Only the torch backend
 imports torch, and only when it is selected.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 
 import numpy as np
 
+from .._confidence import weighted_total
 from ._result import BackendResult, fold_in, ridge_solve
 
 BACKENDS = ("als", "torch")
@@ -25,9 +26,12 @@ class Problem:
     ----------
     R : ndarray of shape (n_samples, n_columns)
         Probability matrix (out-of-fold for labeled rows).
-    C : ndarray of shape (n_samples, n_columns)
+    C : ndarray or RowConfidence of shape (n_samples, n_columns)
         Training confidence (a label-aware strategy may use the labels).
-    C_free : ndarray of shape (n_samples, n_columns)
+        Backends read it by rows (``C[rows]``): :func:`~skcfe._cf.fit_cf`
+        passes a :class:`~skcfe._confidence.RowConfidence`, which computes
+        the rows' confidence from R on demand, so that no fit holds it whole.
+    C_free : ndarray or RowConfidence of shape (n_samples, n_columns)
         Label-free confidence: what fold-in uses, for training rows as for new rows.
     T : ndarray of shape (n_samples, n_columns)
         Labels laid out like the columns of R (zero on unlabeled rows).
@@ -53,10 +57,29 @@ class Problem:
     n_classes: int
 
     @property
+    def total_confidence(self):
+        """``sum_i w_i sum_u c_iu``, by blocks of rows (:func:`~skcfe._confidence.weighted_total`).
+
+        Computed once per ``row_weight`` for a RowConfidence (which keeps it).
+        """
+        return weighted_total(self.C, self.row_weight)
+
+    @property
     def confidence_scale(self):
         """Weighted mean confidence, which normalizes C in the objective."""
         w = self.row_weight
-        return float(np.dot(w, self.C.sum(axis=1)) / (w.sum() * self.C.shape[1]))
+        return float(self.total_confidence / (w.sum() * self.C.shape[1]))
+
+    def materialized(self):
+        """This problem with ``C`` and ``C_free`` as arrays (computed if they are not).
+
+        For the backends that need the whole arrays (torch); ALS reads them by rows.
+        """
+        if isinstance(self.C, np.ndarray) and isinstance(self.C_free, np.ndarray):
+            return self
+        C = np.asarray(self.C)
+        C_free = C if self.C_free is self.C else np.asarray(self.C_free)
+        return replace(self, C=C, C_free=C_free)
 
 
 SOLVERS = ("lbfgs", "adam")

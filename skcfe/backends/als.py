@@ -46,12 +46,31 @@ Memory and threads
 A fit streams over blocks of rows (:func:`map_row_blocks`). A sweep solves a
 block's instance factors, adds the block's share to the classifier step's
 normal equations and to the QR that balancing needs, and drops them; the
-surrogate weights are computed per block (:class:`SurrogateWeights`). Beyond
-R and its confidence, a fit holds one array as large as R: the labeled rows'
-aggregator input. The blocks run in as many threads as BLAS may use, each
-with single-threaded BLAS (numpy releases the GIL in the products and
-batched solves that fill a block), and are reduced in block order.
-benchmarks/bench_scale.py measures time and memory up to n = 1e7.
+surrogate weights (:class:`SurrogateWeights`), the rows' shares
+(:class:`RowShare`) and the confidence itself are computed per block: the
+problem's ``C`` and ``C_free`` are a :class:`~skcfe._confidence.RowConfidence`
+that computes a block's confidence from R (and the labels, for
+'label_aware'; the observed mask, for missing entries) when it is indexed,
+and the confidence totals are sums over blocks. Only a confidence callable's
+result, computed once on all of R, is an array the fit holds. The sums over
+all rows outside the sweep go by larger blocks
+(:func:`~skcfe._threads.reduction_rows`): the initial factors' Gram matrix,
+and the aggregator's loss, gradient and Hessian (:func:`fit_weighted` appends
+the intercept's column of ones per block, with no copy of its input).
+
+So beyond R, a fit holds one array as large as R, the labeled rows'
+aggregator input ``Z`` (n_labeled x q, overwritten by every sweep), a few
+vectors of length n (labels, the label targets' column, the sample weights
+and the supervised weights: 0.1x R each at q = 10) and blocks of a few MiB
+each. Binary, q = 10, the fit's peak resident memory is 2.6x R at n = 1e7
+and 3.2x R at n = 1e6, where fixed costs count more (R included; it was
+6.5x when C, C_free, a copy of Z and the aggregator's temporaries of all
+rows were whole arrays; benchmarks/bench_scale.py measures it). A
+matrix with missing entries adds its observed mask (1/8 of R) and the copy
+of R with the missing entries filled. The blocks run in as many threads as
+BLAS may use, each with single-threaded BLAS (numpy releases the GIL in the
+products and batched solves that fill a block), and are reduced in block
+order.
 """
 
 import numpy as np
@@ -67,7 +86,14 @@ from .._aggregator import (
 )
 from .._confidence import agreement_with_labels
 from .._objective import combine
-from .._threads import BLOCK_ENTRIES, blas_threads, iter_row_blocks, map_row_blocks
+from .._threads import (
+    BLOCK_ENTRIES,
+    blas_threads,
+    iter_row_blocks,
+    map_row_blocks,
+    reduction_rows,
+    row_slices,
+)
 from ._result import BackendResult, fold_in, ridge_solve
 
 # Row blocks of a sweep whose shares of the classifier step are summed at once.
@@ -85,7 +111,11 @@ def initial_factors(R, row_weight, latent_dim, rng):
     small noise drawn from ``rng``.
     """
     q = R.shape[1]
-    gram = R.T @ (R * (row_weight / row_weight.sum())[:, None])
+    # The weighted Gram matrix by blocks of rows (no weighted copy of R).
+    total, gram = row_weight.sum(), None
+    for rows in row_slices(len(R), reduction_rows(q)):
+        part = R[rows].T @ (R[rows] * (row_weight[rows] / total)[:, None])
+        gram = part if gram is None else gram + part
     values, vectors = np.linalg.eigh(gram)
     values, vectors = values[::-1], vectors[:, ::-1]
     # Fix the sign of each eigenvector so equal inputs give equal factors.
@@ -106,45 +136,69 @@ def block_rows(q, d):
     return max(1, BLOCK_ENTRIES // max(d * d, q))
 
 
+class RowShare:
+    """The rows' shares ``w~ = w / sum(w)``, computed by rows: ``share[rows]``.
+
+    Exactly the entries of ``w / w.sum()``, without a vector of length n.
+    """
+
+    def __init__(self, row_weight):
+        self.row_weight, self.total = row_weight, row_weight.sum()
+
+    def __len__(self):
+        return len(self.row_weight)
+
+    def __getitem__(self, rows):
+        return self.row_weight[rows] / self.total
+
+
 class SurrogateWeights:
     """Per-entry weights ``V`` of the ALS surrogate for the instance step, by rows.
 
     ``weights[rows]`` computes the rows' weights from R, C and T on demand,
-    so a fit never holds the (n, q) matrix. ``V`` is normalized per row (a
-    row's weight cancels in its own ridge problem); ``row_share`` (``w~_i``)
-    weighs rows against each other in the classifier step.
+    so a fit never holds the (n, q) matrix (nor a vector of length n: the
+    rows' shares and label weights are computed by rows too). ``V`` is
+    normalized per row (a row's weight cancels in its own ridge problem);
+    ``row_share`` (``w~_i``, a :class:`RowShare`) weighs rows against each
+    other in the classifier step.
     """
 
     def __init__(self, problem, rho):
         w = problem.row_weight
         q = problem.R.shape[1]
         self.problem = problem
-        self.row_share = w / w.sum()
+        self.row_share = RowShare(w)
         self._confidence_weight = rho / (q * problem.confidence_scale)
-        self._label_weight = None
+        self._label_scale = None
         if rho < 1.0 and problem.labeled.any():
-            class_weight = np.divide(
-                problem.sample_weight, w, out=np.zeros_like(w), where=(w > 0) & problem.labeled
-            )
-            labeled_share = self.row_share[problem.labeled].sum()
-            mean_class_weight = np.dot(self.row_share, class_weight) / labeled_share
-            self._label_weight = ((1.0 - rho) / (q * mean_class_weight)) * class_weight
+            row_share = self.row_share[:]
+            class_weight = self._class_weight(slice(None))
+            labeled_share = row_share[problem.labeled].sum()
+            mean_class_weight = np.dot(row_share, class_weight) / labeled_share
+            self._label_scale = (1.0 - rho) / (q * mean_class_weight)
+
+    def _class_weight(self, rows):
+        """``k_i`` of labeled rows (sample weight over row weight), zero elsewhere."""
+        problem = self.problem
+        w = problem.row_weight[rows]
+        return np.divide(problem.sample_weight[rows], w, out=np.zeros_like(w),
+                         where=(w > 0) & problem.labeled[rows])
 
     def __getitem__(self, rows):
         problem = self.problem
         C = problem.C[rows]
         V = self._confidence_weight * C
-        if self._label_weight is not None:
+        if self._label_scale is not None:
             # Entries without confidence (missing predictions) get no label weight either.
             agree = agreement_with_labels(problem.R[rows], problem.T[rows]) * (C > 0)
-            V += self._label_weight[rows, None] * agree
+            V += (self._label_scale * self._class_weight(rows))[:, None] * agree
         return V
 
 
 def factor_weights(problem, rho):
     """The whole matrix of :class:`SurrogateWeights` and the rows' shares ``w~``."""
     weights = SurrogateWeights(problem, rho)
-    return weights[:], weights.row_share
+    return weights[:], weights.row_share[:]
 
 
 def factor_sweep(R, V, row_share, X, lambda_reg):
@@ -269,7 +323,7 @@ def fit(problem, settings, rng):
 
     weighted = settings.aggregator == "weighted"
     confidence_scale = problem.confidence_scale
-    total_confidence = np.dot(w, C.sum(axis=1))
+    total_confidence = problem.total_confidence
     # The labeled rows' aggregator input: the features of their fold-in
     # reconstruction ('weighted'), or the reconstruction itself ('mean').
     # The one full-size array a fit adds; every sweep overwrites it.
@@ -282,13 +336,15 @@ def fit(problem, settings, rng):
         By row blocks, the same sums as :func:`~skcfe._objective.reconstruction_loss`.
         """
         def represent_block(rows):
-            Y = fold_in(R[rows], problem.C_free[rows], X, lam, confidence_scale)
+            C_rows = C[rows]
+            C_free = C_rows if problem.C_free is C else problem.C_free[rows]
+            Y = fold_in(R[rows], C_free, X, lam, confidence_scale)
             R_hat = Y @ X.T
             keep = slice(None) if everyone else labeled[rows]
             into = rows if everyone else position[rows][keep]
             Z[into] = features(R_hat[keep], settings.aggregator_input) if weighted else R_hat[keep]
             residual = R[rows] - R_hat
-            return (np.dot(w[rows], np.sum(C[rows] * residual**2, axis=1)),
+            return (np.dot(w[rows], np.sum(C_rows * residual**2, axis=1)),
                     np.dot(w[rows], np.sum(Y * Y, axis=1)))
 
         parts = map_row_blocks(represent_block, n, rows_per_block, n_threads)
@@ -303,10 +359,13 @@ def fit(problem, settings, rng):
                 Z, y, s, coef, intercept, gamma=settings.focal_gamma,
                 alpha=settings.aggregator_alpha, newton_steps=newton_steps, warm_start=True,
             )
-            raw = raw_scores(Z, coef, intercept)
-        else:
-            raw = aggregate(Z, settings.aggregator, coef, intercept, problem.n_classes)
-        return coef, intercept, supervised_loss(raw, y, s, settings.focal_gamma)
+
+        def raw(rows):  # the logits of a block of rows of Z
+            if weighted:
+                return raw_scores(Z[rows], coef, intercept)
+            return aggregate(Z[rows], settings.aggregator, coef, intercept, problem.n_classes)
+
+        return coef, intercept, supervised_loss(raw, y, s, settings.focal_gamma, width=q)
 
     converged = False
     n_iter = 0

@@ -321,7 +321,7 @@ def objective(problem, settings, X, coef, intercept, device="cpu"):
         (the minimized ``rho * reconstruction + (1 - rho) * (supervised +
         penalty)``).
     """
-    model = _Objective(problem, settings, resolve_device(device))
+    model = _Objective(problem.materialized(), settings, resolve_device(device))
 
     def tensor(array):
         return torch.tensor(np.asarray(array, dtype=np.float64), device=model.R.device)
@@ -460,6 +460,8 @@ def fit(problem, settings, rng):
         ``converged`` is whether the returned parameters are stationary,
         ``|grad|^2 <= tol * |objective|`` (see the module docstring).
     """
+    # The whole confidence arrays (ALS reads them by rows; here they become tensors).
+    problem = problem.materialized()
     options = settings.torch
     device = resolve_device(options.device)
     solver, learning_rate = options.solver, float(options.learning_rate)

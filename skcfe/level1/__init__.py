@@ -12,6 +12,7 @@ turns ``combiner`` and ``R`` into one fitted level-1 model with
 ``predict_proba``.
 """
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,6 +20,7 @@ from sklearn.base import clone
 
 from .._cf import cf_complete
 from .._validation import is_named_list
+from . import selection
 from .candidates import (
     AverageCandidate,
     CFCandidate,
@@ -39,19 +41,12 @@ from .pool import SuperLearner, pool_members, super_learner_weights
 from .selection import (
     average_precision,
     binned_average_precision,
+    holdout_rows,
     n_inner_splits,
     select,
-    selection_rows,
 )
 
 COMBINER_STRINGS = ("auto", "select", "cf")
-
-# After a selection on a subsample (more labeled rows than
-# selection.SELECTION_MAX_ROWS), the chosen candidates other than the
-# configured CF aggregator are refitted on the subsample (False) or on every
-# row (True). They have at most a few dozen parameters; see
-# benchmarks/results/scale.md for the held-out comparison that chose False.
-REFIT_EVERY_ROW = False
 
 
 @dataclass
@@ -102,14 +97,16 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     the others see them completed by :func:`~skcfe.level1.candidates.fit_completion`.
 
     With more than :data:`~skcfe.level1.selection.SELECTION_MAX_ROWS`
-    labeled rows, the selection (inner folds, scores, greedy ensemble
-    selection's counts, the pool's weights) runs on a stratified subsample
-    of that many labeled rows (:func:`~skcfe.level1.selection.selection_rows`,
-    seeded by ``context.seed``), and the chosen candidates are refitted on
-    that subsample (on every row with ``REFIT_EVERY_ROW``; ``CFCandidate()``,
-    the configured CF aggregator, is ``cf_model``, fitted on every row), so
-    that the level-1 step costs the same at any size. Greedy ensemble
-    selection then scores its steps by the binned average precision.
+    labeled rows the selection is a holdout
+    (:func:`~skcfe.level1.selection.holdout_rows`, seeded by
+    ``context.seed``): the candidates are fitted once on a stratified sample
+    of :data:`~skcfe.level1.selection.HOLDOUT_FIT_ROWS` labeled rows and
+    scored, and the pool weighted, on up to
+    :data:`~skcfe.level1.selection.HOLDOUT_SCORE_ROWS` others; the chosen
+    candidates are those fits (``CFCandidate()``, the configured CF
+    aggregator, is ``cf_model``, fitted on every row), so that the level-1
+    step costs the same at any size. Greedy ensemble selection then scores
+    its steps by the binned average precision.
 
     Parameters
     ----------
@@ -134,34 +131,35 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
     completion = R_complete = None
     missing = bool(np.isnan(R).any())
 
-    def refit(candidate, on=None, context=context):
-        """``candidate`` fitted on every row, or on rows ``on``."""
+    def refit(candidate):
+        """``candidate`` fitted on every row."""
         nonlocal completion, R_complete
         if isinstance(candidate, CFCandidate) and not candidate.overrides:
             return CFCandidate.from_model(cf_model)
         candidate = clone(candidate)
-        part = slice(None) if on is None else on
-        data = (y[part], labeled[part], sample_weight[part], context)
+        data = (y, labeled, sample_weight, context)
         if candidate.handles_missing or not missing:
-            return candidate.fit(R[part], *data)
+            return candidate.fit(R, *data)
         if completion is None:
             completion = fit_completion(R, y, labeled, sample_weight, context)
             R_complete = cf_complete(completion, R)
-        return Completed(candidate.fit(R_complete[part], *data), completion)
+        return Completed(candidate.fit(R_complete, *data), completion)
 
     if not isinstance(combiner, (str, list, tuple)):
         return Level1Fit(type(combiner).__name__, refit(as_candidate("combiner", combiner)))
-    rows = selection_rows(y, labeled, context.n_classes, context.seed,
-                                     min_per_class=int(selection_cv))
-    sub = slice(None) if rows is None else rows
-    y_sel, labeled_sel, weight_sel = y[sub], labeled[sub], sample_weight[sub]
-    groups_sel = None if groups is None else np.asarray(groups)[sub]
-    n_splits = n_inner_splits(y_sel, labeled_sel, context.n_classes, selection_cv, groups_sel)
-    if n_splits < 2:
+    n_splits = n_inner_splits(y, labeled, context.n_classes, selection_cv, groups)
+    split = None if n_splits < 2 else holdout_rows(y, labeled, context.n_classes, context.seed,
+                                                    groups)
+    if split is None and n_splits >= 2 and labeled.sum() > selection.SELECTION_MAX_ROWS:
+        warnings.warn(
+            f"The level-1 selection was skipped and combiner='cf' used: beyond "
+            f"{selection.SELECTION_MAX_ROWS} labeled rows it is a holdout by groups, and a "
+            "class has labeled rows in a single group, so it cannot be both fitted on and "
+            "scored. Pass groups that split every class, or combiner='cf' to silence this.",
+            UserWarning,
+        )
+    if n_splits < 2 or (split is None and labeled.sum() > selection.SELECTION_MAX_ROWS):
         return Level1Fit("cf", CFCandidate.from_model(cf_model))
-    if rows is not None and verbose:
-        print(f"[skcfe] level-1 selection on a stratified subsample of {labeled_sel.sum()} "
-              f"of {labeled.sum()} labeled rows", flush=True)
     if isinstance(combiner, str):
         candidates = default_candidates(
             context.names, context.n_classes, latent_dim=context.cf_params["latent_dim"],
@@ -169,48 +167,65 @@ def fit_level1(combiner, R, y, labeled, sample_weight, context, *, cf_model, sel
         )
     else:
         candidates = check_candidates(combiner)
-    if missing and not all(c.handles_missing for _, c in candidates):
-        completion = fit_completion(R, y, labeled, sample_weight, context)
-        R_complete = cf_complete(completion, R)
-    R_sel = R[sub]
-    R_complete_sel = None if R_complete is None else R_complete[sub]
-    context_sel = context
-    if rows is not None and context.scorer is average_precision:
-        context_sel = replace(context, greedy_scorer=binned_average_precision)
-    results, oof = select(
-        R_sel, y_sel, labeled_sel, weight_sel, candidates=candidates, context=context_sel,
-        n_splits=n_splits, random_state=context.seed, verbose=verbose,
-        R_complete=R_complete_sel, groups=groups_sel, n_jobs=n_jobs,
-    )
+    completes = missing and not all(c.handles_missing for _, c in candidates)
+    if split is None:
+        if completes:
+            completion = fit_completion(R, y, labeled, sample_weight, context)
+            R_complete = cf_complete(completion, R)
+        results, oof = select(
+            R, y, labeled, sample_weight, candidates=candidates, context=context,
+            n_splits=n_splits, random_state=context.seed, verbose=verbose,
+            R_complete=R_complete, groups=groups, n_jobs=n_jobs,
+        )
+        scored = np.flatnonzero(labeled)
+    else:
+        fit_rows, scored = split
+        rows = np.union1d(fit_rows, scored)  # positions in R[rows] by searchsorted
+        fit_lab = fit_rows[labeled[fit_rows]]
+        # the completion reads no label: fitted on the holdout's rows, it costs a constant
+        holdout_completion = R_complete_rows = None
+        if completes:
+            holdout_completion = fit_completion(R[rows], y[rows], labeled[rows],
+                                                sample_weight[rows], context)
+            R_complete_rows = cf_complete(holdout_completion, R[rows])
+        if verbose:
+            print(f"[skcfe] level-1 selection on a holdout: candidates fitted on {len(fit_lab)} "
+                  f"labeled rows, scored on {len(scored)} of {labeled.sum()}", flush=True)
+        context_sel = context
+        if context.scorer is average_precision:
+            context_sel = replace(context, greedy_scorer=binned_average_precision)
+        results, oof = select(
+            R[rows], y[rows], labeled[rows], sample_weight[rows], candidates=candidates,
+            context=context_sel, verbose=verbose,
+            R_complete=R_complete_rows, n_jobs=n_jobs,
+            holdout=(np.searchsorted(rows, fit_lab), np.searchsorted(rows, scored)),
+            return_estimators=True,
+        )
+        fitted = results.pop("estimators")
 
-    def refit_chosen(candidate):
-        """``refit``; after a subsample's selection, on the subsample (the configured CF
-        aggregator excepted, fitted on every row) unless ``REFIT_EVERY_ROW``, and then
-        greedy selection's counts come from the subsample."""
-        if rows is None:
+    def chosen(c):
+        """Candidate ``c`` fitted for prediction: on every row, or its holdout fit."""
+        candidate = candidates[c][1]
+        if split is None or (isinstance(candidate, CFCandidate) and not candidate.overrides):
             return refit(candidate)
-        if not REFIT_EVERY_ROW:
-            return refit(candidate, on=rows, context=context_sel)
-        if isinstance(candidate, AverageCandidate) and candidate.counts is None:
-            counts = refit(candidate, on=rows, context=context_sel).counts_
-            candidate = clone(candidate).set_params(counts=counts)
-        return refit(candidate)
+        if candidate.handles_missing or not missing:
+            return fitted[c][0]
+        return Completed(fitted[c][0], holdout_completion)  # fitted on the completed matrix
 
     if isinstance(combiner, str) and combiner == "select":
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results)
-    lab = np.flatnonzero(labeled_sel)
+        return Level1Fit(candidates[best][0], chosen(best), results)
     pool = np.zeros(len(candidates))
     entered = pool_members(results["candidate"], results["pooled_test_score"])
-    pool[entered], intercept = super_learner_weights(oof[entered], y_sel[lab], weight_sel[lab],
-                                                     context.n_classes)
+    pool[entered], intercept = super_learner_weights(oof[entered], y[scored],
+                                                     sample_weight[scored], context.n_classes)
     results["weight"] = pool
     members = np.flatnonzero(pool > 0)
     if len(members) == 0:  # every weight at its bound: the best candidate alone
         best = int(np.argmax(results["pooled_test_score"]))
-        return Level1Fit(candidates[best][0], refit_chosen(candidates[best][1]), results)
-    pooled = SuperLearner([refit_chosen(candidates[c][1]) for c in members], pool[members],
-                          intercept, context.n_classes)
+        return Level1Fit(candidates[best][0], chosen(best), results)
+    pooled = SuperLearner([chosen(c) for c in members], pool[members], intercept,
+                          context.n_classes)
     return Level1Fit("super_learner", pooled, results)
 
 

@@ -4,7 +4,9 @@ The base layer's out-of-fold matrix ``R`` is fixed, so scoring a candidate
 costs level-1 fits only. :func:`select` fits every candidate on the
 training rows of each inner fold (stratified, over the labeled rows) and
 scores it on the rest: every candidate is scored only on rows it was not
-fitted on.
+fitted on. Beyond :data:`SELECTION_MAX_ROWS` labeled rows the folds give
+way to one holdout split (:func:`holdout_rows`), so that the selection
+costs the same at any size.
 """
 
 import time
@@ -146,42 +148,98 @@ def get_scorer(scoring, n_classes):
     return score
 
 
-# Above this many labeled rows the selection (inner folds, scores, greedy
-# counts, pool weights) runs on a stratified subsample of this many labeled
-# rows (:func:`selection_rows`), and the chosen candidates are refitted on it
-# (see fit_level1). The benchmark suite's largest training split has about
-# 14,000 rows, so nothing it measures changes. On 200,000 rows of
-# benchmarks/bench_scale.py's synthetic matrix, a 50,000-row subsample chose
-# the same best candidate as every row, at a held-out average precision
-# 3e-5 lower; a 20,000-row one lost 0.0014 (benchmarks/results/scale.md).
+# Up to this many labeled rows the selection cross-validates on every row
+# (``selection_cv`` folds). Beyond it, it is a holdout (:func:`holdout_rows`):
+# the candidates are fitted once on HOLDOUT_FIT_ROWS labeled rows and scored,
+# and the pool weighted, on up to HOLDOUT_SCORE_ROWS others, so that it costs
+# a constant at any size; the fitted candidates are used as they are (the
+# configured CF aggregator excepted, which is fitted on every row anyway).
+# The benchmark suite's largest training split has about 14,000 rows, so
+# nothing it measures changes. benchmarks/results/scale.md compares the
+# holdout with the 5-fold selection on every row.
 SELECTION_MAX_ROWS = 50_000
+HOLDOUT_FIT_ROWS = 20_000
+HOLDOUT_SCORE_ROWS = 50_000
 
 
-def selection_rows(y, labeled, n_classes, seed, min_per_class=5, max_rows=None):
-    """Sorted indices of the rows the selection runs on, or None for every row.
+def _stratified_take(rows, y, n_classes, share, rng, at_least=1, keep=0):
+    """Rows of each class of ``rows`` in proportion ``share`` (at least ``at_least``, leaving
+    at least ``keep`` of the class), drawn by ``rng``: (taken, left), both unsorted."""
+    taken, left = [], []
+    for k in range(n_classes):
+        of_k = rng.permutation(rows[y[rows] == k])
+        take = min(max(round(share * len(of_k)), at_least), len(of_k) - keep)
+        taken.append(of_k[:max(take, 0)])
+        left.append(of_k[max(take, 0):])
+    return np.concatenate(taken), np.concatenate(left)
+
+
+def _group_take(lab_idx, y, groups, n_classes, n_rows, rng):
+    """Labeled rows of whole groups, in a random order of the groups, until ``n_rows``
+    rows and every class are in; None when a class has a single group (it cannot be both
+    fitted on and scored)."""
+    names, inverse = np.unique(groups[lab_idx], return_inverse=True)
+    order = rng.permutation(len(names))
+    rank = np.empty(len(names), dtype=np.intp)
+    rank[order] = np.arange(len(names))
+    row_rank = rank[inverse]
+    # groups in random order until n_rows labeled rows, then any class still absent
+    # gets its first group in that order
+    sizes = np.bincount(row_rank, minlength=len(names))
+    chosen = np.cumsum(sizes) - sizes < n_rows
+    for k in range(n_classes):
+        ranks_k = np.unique(row_rank[y[lab_idx] == k])
+        if len(ranks_k) < 2:
+            return None
+        if not chosen[ranks_k].any():
+            chosen[ranks_k[0]] = True
+        if chosen[ranks_k].all():
+            chosen[ranks_k[-1]] = False
+    fit = chosen[row_rank]
+    for k in range(n_classes):
+        in_fit = fit[y[lab_idx] == k]
+        if in_fit.all() or not in_fit.any():  # the repairs above undid each other
+            return None
+    return lab_idx[fit]
+
+
+def holdout_rows(y, labeled, n_classes, seed, groups=None, *, max_rows=None, fit_rows=None,
+                 score_rows=None):
+    """The selection's holdout beyond ``max_rows`` labeled rows: ``(fit, score)`` or None.
 
     None while the labeled rows number at most ``max_rows``
-    (:data:`SELECTION_MAX_ROWS` when None). Beyond it, a stratified random
-    subsample of the labeled rows, ``max_rows`` in all (each class in
-    proportion, at least ``min_per_class`` rows of each class it has), and
-    the same fraction of the unlabeled rows, drawn with
-    ``RandomState(seed)``: deterministic for a given seed.
+    (:data:`SELECTION_MAX_ROWS` when None): the selection then
+    cross-validates on every row. Beyond it, ``fit`` holds a stratified
+    random sample of ``fit_rows`` labeled rows (:data:`HOLDOUT_FIT_ROWS`;
+    each class in proportion, at least one row of it) and the same fraction
+    of the unlabeled rows; ``score`` a stratified sample of up to
+    ``score_rows`` (:data:`HOLDOUT_SCORE_ROWS`) of the other labeled rows.
+    With ``groups``, ``fit`` takes whole groups (in a random order, until
+    ``fit_rows`` labeled rows and every class), so that no group is both
+    fitted on and scored; None if a class lies in a single group. Drawn
+    with ``RandomState(seed)``; both sorted.
     """
     max_rows = SELECTION_MAX_ROWS if max_rows is None else max_rows
+    fit_rows = HOLDOUT_FIT_ROWS if fit_rows is None else fit_rows
+    score_rows = HOLDOUT_SCORE_ROWS if score_rows is None else score_rows
     lab_idx = np.flatnonzero(labeled)
     if len(lab_idx) <= max_rows:
         return None
     rng = np.random.RandomState(seed)
-    fraction = max_rows / len(lab_idx)
-    chosen = []
-    for k in range(n_classes):
-        rows = lab_idx[y[lab_idx] == k]
-        take = min(len(rows), max(round(fraction * len(rows)), min_per_class))
-        chosen.append(rng.choice(rows, take, replace=False))
+    if groups is None:
+        fit, rest = _stratified_take(lab_idx, y, n_classes, fit_rows / len(lab_idx), rng,
+                                     keep=1)
+    else:
+        groups = np.asarray(groups)
+        fit = _group_take(lab_idx, y, groups, n_classes, fit_rows, rng)
+        if fit is None:
+            return None
+        rest = np.setdiff1d(lab_idx, fit, assume_unique=True)  # the other groups
+    score, _ = _stratified_take(rest, y, n_classes, min(1.0, score_rows / len(rest)), rng)
     unl_idx = np.flatnonzero(~labeled)
-    if len(unl_idx):
-        chosen.append(rng.choice(unl_idx, round(fraction * len(unl_idx)), replace=False))
-    return np.sort(np.concatenate(chosen))
+    unlabeled = rng.choice(unl_idx, round(len(fit) / len(lab_idx) * len(unl_idx)),
+                           replace=False)
+    return np.sort(np.concatenate([fit, unlabeled])), np.sort(score)
 
 
 def n_inner_splits(y, labeled, n_classes, selection_cv, groups=None):
@@ -210,8 +268,8 @@ def inner_folds(y, groups, *, n_splits, n_repeats, random_state):
 
 
 def _fit_on_fold(candidate, R, train, test, y, labeled, weights, context, message):
-    """A clone of ``candidate`` fitted on rows ``train``: its probabilities of rows ``test``
-    and its fit seconds; with a ``message``, one line of progress."""
+    """A clone of ``candidate`` fitted on rows ``train``: its probabilities of rows ``test``,
+    its fit seconds and the fitted clone; with a ``message``, one line of progress."""
     candidate = clone(candidate)
     start = time.perf_counter()
     candidate.fit(R[train], y[train], labeled[train], weights[train], context)
@@ -221,7 +279,7 @@ def _fit_on_fold(candidate, R, train, test, y, labeled, weights, context, messag
         # one write per line: the fits run in threads
         print(_message_with_time("skcfe", message, time.perf_counter() - start) + "\n", end="",
               flush=True)
-    return proba, elapsed
+    return proba, elapsed, candidate
 
 
 def _run(tasks, n_jobs):
@@ -240,7 +298,8 @@ def _run(tasks, n_jobs):
 
 
 def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats=1,
-           random_state=None, verbose=0, R_complete=None, groups=None, n_jobs=None):
+           random_state=None, verbose=0, R_complete=None, groups=None, n_jobs=None,
+           holdout=None, return_estimators=False):
     """Score every candidate by (repeated) stratified K-fold on the labeled rows of ``R``.
 
     With ``groups`` (one label per row of ``R``) the folds are
@@ -255,6 +314,11 @@ def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats
     scores, which are reported too. Candidates that need every prediction
     are fitted on ``R_complete`` when it is given.
 
+    ``holdout=(fit, score)`` (indices of labeled rows of ``R``, as
+    :func:`holdout_rows` draws them) replaces the folds by one split: the
+    candidates are fitted once on ``fit`` and the unlabeled rows, and scored
+    on ``score`` alone.
+
     Every (candidate, fold) fit is one task on a clone of the candidate, run
     in ``n_jobs`` joblib jobs (:func:`_run`); the results do not depend on
     ``n_jobs`` or on the threads.
@@ -267,6 +331,9 @@ def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats
     verbose : int
         > 0: one line per candidate and fold with its time, and one per
         candidate with its pooled score.
+    return_estimators : bool
+        Add ``estimators``, every candidate's fitted clones (one per fold), to
+        the results, as :func:`~sklearn.model_selection.cross_validate` does.
 
     Returns
     -------
@@ -276,15 +343,23 @@ def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats
         ``std_test_score`` and ``split{k}_test_score`` over the folds,
         ``rank_test_score`` (by the pooled score) and ``mean_fit_time``
         (seconds per fold).
-    oof : ndarray of shape (n_candidates, n_repeats, n_labeled, n_classes)
-        Every candidate's out-of-fold probabilities of the labeled rows.
+    oof : ndarray of shape (n_candidates, n_repeats, n_scored, n_classes)
+        Every candidate's out-of-fold probabilities of the labeled rows it
+        was scored on, in row order: every labeled row, or ``score``.
     """
     scorer, n_classes = context.scorer, context.n_classes
-    lab_idx = np.flatnonzero(labeled)
+    if holdout is None:
+        lab_idx = np.flatnonzero(labeled)
+        folds = inner_folds(y[lab_idx], None if groups is None else np.asarray(groups)[lab_idx],
+                            n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+        n_scored = len(lab_idx)
+    else:
+        fit, score = holdout
+        lab_idx = np.concatenate([score, fit])  # the scored rows first
+        folds = [(np.arange(len(score), len(lab_idx)), np.arange(len(score)))]
+        n_splits, n_repeats, n_scored = 1, 1, len(score)
     unl_idx = np.flatnonzero(~labeled)
-    y_lab, w_lab = y[lab_idx], weights[lab_idx]
-    folds = inner_folds(y_lab, None if groups is None else np.asarray(groups)[lab_idx],
-                        n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+    y_lab, w_lab = y[lab_idx[:n_scored]], weights[lab_idx[:n_scored]]
 
     def matrix(candidate):
         complete = R_complete is None or candidate.handles_missing
@@ -295,17 +370,18 @@ def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats
               verbose and f"level-1 {name}: fold {k} of {len(folds)}")
              for name, candidate in candidates for k, (train, test) in enumerate(folds, 1)]
     fitted = _run(tasks, n_jobs)
-    oof = np.empty((len(candidates), n_repeats, len(lab_idx), n_classes))
+    oof = np.empty((len(candidates), n_repeats, n_scored, n_classes))
     fold_scores = np.empty((len(candidates), len(folds)))
     fit_time = np.zeros(len(candidates))
     pooled = np.empty(len(candidates))
     for c, (name, _) in enumerate(candidates):
         for k, (_, test) in enumerate(folds):
-            proba, elapsed = fitted[c * len(folds) + k]
+            proba, elapsed, _ = fitted[c * len(folds) + k]
             fit_time[c] += elapsed
             oof[c, k // n_splits, test] = proba
             fold_scores[c, k] = scorer(y_lab[test], proba, w_lab[test])
-        pooled[c] = np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)])
+        pooled[c] = (fold_scores[c, 0] if len(folds) == 1 else  # a holdout: the same rows
+                     np.mean([scorer(y_lab, oof[c, r], w_lab) for r in range(n_repeats)]))
         if verbose:
             print(f"[skcfe] level-1 {name}: pooled out-of-fold score {pooled[c]:.4f}, "
                   f"{len(folds)} fits in {fit_time[c]:.2f} s", flush=True)
@@ -318,4 +394,7 @@ def select(R, y, labeled, weights, *, candidates, context, n_splits=5, n_repeats
         "rank_test_score": (np.argsort(np.argsort(-pooled, kind="stable")) + 1).astype(np.int32),
         "mean_fit_time": fit_time / len(folds),
     }
+    if return_estimators:
+        results["estimators"] = [[fitted[c * len(folds) + k][2] for k in range(len(folds))]
+                                 for c in range(len(candidates))]
     return results, oof
