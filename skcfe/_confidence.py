@@ -201,7 +201,6 @@ class RowConfidence:
         self.boost = None
         if labeled is not None and reads_labels(state):
             self.boost = (T, labeled, 1.0 + alpha)
-        self._totals = None
 
     @property
     def shape(self):
@@ -234,20 +233,6 @@ class RowConfidence:
         C = self[:]
         return C if dtype is None else C.astype(dtype, copy=False)
 
-    def weighted_total(self, row_weight):
-        """``sum_i w_i sum_u c_iu`` (:func:`weighted_total`), kept for the last ``row_weight``."""
-        if self._totals is None or self._totals[0] is not row_weight:
-            self._totals = (row_weight, _weighted_total(self, row_weight))
-        return self._totals[1]
-
-
-def _weighted_total(C, row_weight):
-    total = None
-    for rows in row_slices(len(row_weight), reduction_rows(C.shape[1])):
-        part = np.dot(row_weight[rows], C[rows].sum(axis=1))
-        total = part if total is None else total + part
-    return total
-
 
 def weighted_total(C, row_weight):
     """``sum_i w_i sum_u c_iu`` of a confidence array or :class:`RowConfidence`.
@@ -256,9 +241,11 @@ def weighted_total(C, row_weight):
     so no (n, q) temporary is whole; a matrix of one block gives exactly
     ``np.dot(row_weight, C.sum(axis=1))``.
     """
-    if isinstance(C, RowConfidence):
-        return C.weighted_total(row_weight)
-    return _weighted_total(C, row_weight)
+    total = None
+    for rows in row_slices(len(row_weight), reduction_rows(C.shape[1])):
+        part = np.dot(row_weight[rows], C[rows].sum(axis=1))
+        total = part if total is None else total + part
+    return total
 
 
 def apply_confidence(state, R):

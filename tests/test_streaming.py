@@ -10,6 +10,7 @@ agree with one to ~1e-12.
 """
 
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from skcfe._confidence import (
     weighted_total,
 )
 from skcfe._losses import _focal_terms
-from skcfe.backends import Problem, als, get_backend
+from skcfe.backends import als, get_backend
 
 from .test_als import make_problem, make_settings
 
@@ -284,8 +285,8 @@ def test_backends_give_the_same_model_for_row_confidence_and_arrays(backend, str
     params = cf_params(confidence=strategy, backend=backend, max_iter=5)
     _, problem = fit_cf(R, y, labeled, np.ones(n), n_classes=3, params=params, seed=0)
     assert isinstance(problem.C, RowConfidence)
-    arrays_problem = Problem(**{**vars(problem), "C": np.asarray(problem.C),
-                                "C_free": np.asarray(problem.C_free)})
+    arrays_problem = replace(problem, C=np.asarray(problem.C),
+                             C_free=np.asarray(problem.C_free))
     assert problem.materialized().confidence_scale == problem.confidence_scale
     settings = make_settings(latent_dim=3, max_iter=5)
     a = get_backend(backend).fit(problem, settings, np.random.default_rng(0))

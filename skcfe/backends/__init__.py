@@ -8,6 +8,7 @@ imports torch, and only when it is selected.
 """
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import import_module
 
 import numpy as np
@@ -56,11 +57,11 @@ class Problem:
     sample_weight: np.ndarray
     n_classes: int
 
-    @property
+    @cached_property
     def total_confidence(self):
         """``sum_i w_i sum_u c_iu``, by blocks of rows (:func:`~skcfe._confidence.weighted_total`).
 
-        Computed once per ``row_weight`` for a RowConfidence (which keeps it).
+        Computed once per problem: a RowConfidence computes the confidence anew at each pass.
         """
         return weighted_total(self.C, self.row_weight)
 

@@ -216,7 +216,7 @@ class _Objective:
         n, q = R.shape
         w = problem.row_weight
         V = problem.C_free / (q * problem.confidence_scale)
-        total_confidence = np.dot(w, problem.C.sum(axis=1))
+        total_confidence = problem.total_confidence
         # Unlabeled rows stay in the supervised term with weight zero: no
         # row indexing, whose gradient would be a scatter.
         s = np.where(problem.labeled, problem.sample_weight, 0.0)

@@ -162,13 +162,13 @@ HOLDOUT_FIT_ROWS = 20_000
 HOLDOUT_SCORE_ROWS = 50_000
 
 
-def _stratified_take(rows, y, n_classes, share, rng, at_least=1, keep=0):
-    """Rows of each class of ``rows`` in proportion ``share`` (at least ``at_least``, leaving
-    at least ``keep`` of the class), drawn by ``rng``: (taken, left), both unsorted."""
+def _stratified_take(rows, y, n_classes, share, rng, keep=0):
+    """Rows of each class of ``rows`` in proportion ``share`` (at least one, leaving at
+    least ``keep`` of the class), drawn by ``rng``: (taken, left), both unsorted."""
     taken, left = [], []
     for k in range(n_classes):
         of_k = rng.permutation(rows[y[rows] == k])
-        take = min(max(round(share * len(of_k)), at_least), len(of_k) - keep)
+        take = min(max(round(share * len(of_k)), 1), len(of_k) - keep)
         taken.append(of_k[:max(take, 0)])
         left.append(of_k[max(take, 0):])
     return np.concatenate(taken), np.concatenate(left)
